@@ -1,0 +1,1 @@
+"""The Dagster layer: assets, checks, resources and the `Definitions` (see `assets.definitions`)."""

@@ -1,0 +1,150 @@
+"""`papers`: the command line for users without the Dagster UI.
+
+    papers run [--captures DIR] [--captured-at TIME]   materialize every asset through Dagster
+    papers parse FILE...                               print each file's listings and rejects as JSON lines
+    papers query SQL                                   run read-only SQL against the DuckDB catalog
+    papers ui                                          open the Dagster UI on the same instance
+"""
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pipeline.paths import ENV_VAR, DataDir
+
+WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
+
+
+def _dagster_home(data_dir: DataDir) -> Path:
+    """The Dagster instance lives in the data directory unless DAGSTER_HOME says otherwise, so that
+    `papers run` and `papers ui` (or `dagster dev` with the same DAGSTER_HOME) share their runs."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(data_dir.root / "dagster")))
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        settings.write_text("telemetry:\n  enabled: false\n")
+    return home
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from assets.definitions import defs
+
+    data_dir = DataDir.resolve()
+    home = _dagster_home(data_dir)
+    config = {}
+    if args.captures:
+        config["captures_dir"] = str(Path(args.captures).resolve())
+    if args.captured_at:
+        config["captured_at"] = args.captured_at
+    run_config = {
+        "ops": {"captures": {"config": config}},
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+    }
+    print(f"data directory: {data_dir.root}\nDagster instance: {home}", file=sys.stderr)
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("papers_job").execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False)
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.is_step_failure]
+        print(f"run {result.run_id} failed in {', '.join(failed) or 'the run'}; see the logs above", file=sys.stderr)
+        return 1
+    print(f"run {result.run_id} succeeded")
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        md = mat.metadata
+        rows = md.get("dagster/row_count")
+        facts = [f"{rows.value} rows" if rows else None]
+        if "version" in md:
+            facts.append(f"version {md['version'].value}" + ("" if md["published"].value else " (unchanged)"))
+        print(f"  {mat.asset_key.to_user_string():<10} " + ", ".join(f for f in facts if f))
+    return 0
+
+
+def cmd_parse(args: argparse.Namespace) -> int:
+    from pipeline import parse
+    from pipeline.sources.folder import capture_time
+
+    status = 0
+    for name in args.files:
+        path = Path(name)
+        if not path.is_file():
+            print(f"papers parse: {name}: no such file", file=sys.stderr)
+            status = 2
+            continue
+        data = path.read_bytes()
+        fmt = parse.detect(data)
+        captured_at, basis = capture_time(fmt, data, path, None)
+        capture = {"capture_id": hashlib.sha256(data).hexdigest(), "format": fmt,
+                   "source": parse.source_of(fmt), "origin": name, "captured_at": captured_at}
+        listings, rejects = parse.to_frames(*parse.parse_capture(capture, data))
+        for row in listings.iter_rows(named=True):
+            print(json.dumps({"file": name, "kind": "listing", **row}, default=_json_default, ensure_ascii=False))
+        for row in rejects.iter_rows(named=True):
+            print(json.dumps({"file": name, "kind": "reject", **row}, default=_json_default, ensure_ascii=False))
+    return status
+
+
+def _json_default(value):
+    if isinstance(value, dt.date):  # datetimes too
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from pipeline import store
+
+    data_dir = DataDir.resolve()
+    if not data_dir.catalog.exists():
+        print(f"papers query: no catalog at {data_dir.catalog}; run `papers run` first", file=sys.stderr)
+        return 2
+    with store.connect_catalog(data_dir) as con:
+        try:
+            relation = con.sql(args.sql)
+        except duckdb.Error as err:
+            print(f"papers query: {err}", file=sys.stderr)
+            return 1
+        if relation is None:
+            return 0
+        relation.show(max_width=200, max_rows=args.max_rows)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = _dagster_home(DataDir.resolve())
+    print(f"Dagster instance: {home}", file=sys.stderr)
+    return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", str(WORKSPACE), "-p", str(args.port)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="papers", description=__doc__.split("\n\n")[0],
+                                     epilog=f"Everything is written under ./data unless {ENV_VAR} names another directory.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="materialize every asset through Dagster")
+    run.add_argument("--captures", metavar="DIR", help="import this folder's captures instead of the bundled samples")
+    run.add_argument("--captured-at", metavar="TIME", help="ISO-8601 capture time for every file imported")
+    run.set_defaults(func=cmd_run)
+    parse_cmd = sub.add_parser("parse", help="print the listings and rejects of capture files, writing nothing")
+    parse_cmd.add_argument("files", nargs="+", metavar="FILE")
+    parse_cmd.set_defaults(func=cmd_parse)
+    query = sub.add_parser("query", help="run read-only SQL against the DuckDB catalog")
+    query.add_argument("sql")
+    query.add_argument("--max-rows", type=int, default=40)
+    query.set_defaults(func=cmd_query)
+    ui = sub.add_parser("ui", help="start the Dagster UI on the same instance as `papers run`")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Metadata the Dagster UI shows for a table: row count, schema and a preview."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+PREVIEW_ROWS = 5
+PREVIEW_CHARS = 60
+
+
+def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
+
+
+def preview(frame: pl.DataFrame, columns: list[str] | None = None) -> dg.MetadataValue:
+    shown = frame.select(columns or frame.columns).head(PREVIEW_ROWS)
+
+    def cell(value) -> str:
+        text = "" if value is None else str(value)
+        text = text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in shown.iter_rows()]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def table(frame: pl.DataFrame, path, columns: list[str] | None = None) -> dict:
+    return {
+        "dagster/row_count": frame.height,
+        "dagster/column_schema": column_schema(frame),
+        "path": dg.MetadataValue.path(str(path)),
+        "preview": preview(frame, columns),
+    }
+
+
+def counts_by(frame: pl.DataFrame, column: str) -> dict:
+    return {str(k): int(v) for k, v in frame.group_by(column).len().sort(column).iter_rows()}

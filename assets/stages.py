@@ -1,0 +1,132 @@
+"""One asset (or multi-asset) per stage of the architecture; each calls into `pipeline/`."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from assets import metadata
+from assets.resources import DataDirResource
+from pipeline import dedup, parse, release, store
+from pipeline.paths import SAMPLE_CAPTURES
+from pipeline.publish import LocalGitTarget
+from pipeline.sources.folder import import_folder
+
+
+class CapturesConfig(dg.Config):
+    captures_dir: str | None = None
+    """Folder of saved captures to import (default: the bundled samples)."""
+    captured_at: str | None = None
+    """ISO-8601 time of capture for every file of this import, when known better than the page says."""
+
+
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+@dg.asset(group_name="capture", kinds={"parquet"}, owners=["team:data-eng"])
+def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir: DataDirResource) -> dg.MaterializeResult:
+    """Pages captured so far: every imported or fetched page, its bytes kept under their sha256."""
+    data_dir = datadir.get()
+    folder = Path(config.captures_dir).expanduser() if config.captures_dir else SAMPLE_CAPTURES
+    known = store.read_table(data_dir, "captures")
+    new = import_folder(data_dir, folder, set(known["capture_id"]), _parse_time(config.captured_at))
+    table = pl.concat([known, new]).sort(["captured_at", "capture_id"])
+    path = store.write_table(data_dir, "captures", table)
+    context.log.info(f"imported {new.height} new captures from {folder} ({table.height} in all)")
+    return dg.MaterializeResult(metadata={
+        **metadata.table(table, path, ["capture_id", "source", "format", "origin", "captured_at"]),
+        "new_captures": new.height,
+        "folder": str(folder),
+    })
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("listings", deps=["captures"], group_name="parse", kinds={"parquet"},
+                     description="One row per entry seen on a captured page, in the one listings schema."),
+        dg.AssetSpec("rejects", deps=["captures"], group_name="parse", kinds={"parquet"},
+                     description="Every entry (or page) that could not become a listing, with the rule and why."),
+    ],
+)
+def parse_captures(context: dg.AssetExecutionContext, datadir: DataDirResource):
+    data_dir = datadir.get()
+    captures_table = store.read_table(data_dir, "captures")
+    listings, rejects = parse.parse_captures(captures_table, data_dir.root)
+    listings_path = store.write_table(data_dir, "listings", listings)
+    rejects_path = store.write_table(data_dir, "rejects", rejects)
+    context.log.info(f"parsed {captures_table.height} captures: {listings.height} listings, {rejects.height} rejects")
+    yield dg.MaterializeResult(asset_key="listings", metadata={
+        **metadata.table(listings, listings_path, ["title", "published_on", "upvotes", "source"]),
+        "by_source": metadata.counts_by(listings, "source"),
+    })
+    yield dg.MaterializeResult(asset_key="rejects", metadata={
+        **metadata.table(rejects, rejects_path, ["rule", "message", "capture_id", "position"]),
+        "by_rule": metadata.counts_by(rejects, "rule"),
+    })
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("papers", deps=["listings"], group_name="resolve", kinds={"parquet"},
+                     description="One row per paper, with a stable paper_id."),
+        dg.AssetSpec("sightings", deps=["listings"], group_name="resolve", kinds={"parquet"},
+                     description="Every listing of every paper: provenance and upvote history."),
+    ],
+)
+def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource):
+    data_dir = datadir.get()
+    listings = store.read_table(data_dir, "listings")
+    papers, sightings = dedup.resolve(listings)
+    papers_path = store.write_table(data_dir, "papers", papers)
+    sightings_path = store.write_table(data_dir, "sightings", sightings)
+    merged = listings.height - papers.height
+    context.log.info(f"resolved {listings.height} listings into {papers.height} papers ({merged} merged)")
+    yield dg.MaterializeResult(asset_key="papers", metadata={
+        **metadata.table(papers, papers_path, ["paper_id", "title", "published_on", "upvotes", "n_sightings"]),
+        "duplicates_merged": merged,
+    })
+    yield dg.MaterializeResult(asset_key="sightings", metadata=metadata.table(sightings, sightings_path))
+
+
+@dg.asset(deps=["captures", "listings", "rejects", "papers", "sightings"], group_name="store",
+          kinds={"duckdb"}, owners=["team:data-eng"])
+def catalog(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.MaterializeResult:
+    """DuckDB catalog: one view per table over its Parquet file."""
+    data_dir = datadir.get()
+    path = store.write_catalog(data_dir)
+    with store.connect_catalog(data_dir) as con:
+        counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in store.VIEW_TABLES}
+    context.log.info(f"catalog {path}: {counts}")
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "views": counts})
+
+
+@dg.asset(name="release", deps=["papers", "sightings", "captures"], group_name="release", kinds={"git"},
+          owners=["team:data-eng"])
+def release_snapshot(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.MaterializeResult:
+    """A versioned snapshot of the dataset: one commit and one tag per version, only when data changed."""
+    data_dir = datadir.get()
+    target = LocalGitTarget(data_dir.releases)
+    previous, changelog = target.previous()
+    prepared = release.prepare(
+        store.read_table(data_dir, "papers"), store.read_table(data_dir, "sightings"),
+        store.read_table(data_dir, "captures"), previous, target.tags(), changelog,
+        dt.datetime.now(dt.timezone.utc))
+    if prepared is None:
+        latest = release.latest_version(target.tags())
+        context.log.info(f"data unchanged since {latest}: nothing published")
+        return dg.MaterializeResult(metadata={"published": False, "version": latest or ""})
+    published = target.publish(prepared)
+    context.log.info(f"published {published.version} ({prepared.message}) at {published.location}")
+    return dg.MaterializeResult(metadata={
+        "published": True,
+        "version": published.version,
+        "commit": published.commit,
+        "location": dg.MetadataValue.path(published.location),
+        "row_counts": prepared.counts,
+        "changes": metadata.counts_by(prepared.changes, "change"),
+    })

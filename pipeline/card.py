@@ -1,0 +1,124 @@
+"""The dataset card (README.md of a release) and the changelog, generated from the tables."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline import dedup, schema
+
+PRETTY_NAME = "Hugging Face Papers listings (curated)"
+
+CONFIGS = {  # config name -> folder under data/; the first is the default
+    "papers": "data/papers",
+    "sightings": "data/sightings",
+    "changes": "data/changes",
+}
+
+
+def size_category(n: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                         (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def _yaml_header(n_papers: int) -> str:
+    lines = [
+        "---",
+        f"pretty_name: {PRETTY_NAME}",
+        "license: other",
+        "language:",
+        "- en",
+        "size_categories:",
+        f"- {size_category(n_papers)}",
+        "tags:",
+        "- papers",
+        "- arxiv",
+        "configs:",
+    ]
+    for i, (name, folder) in enumerate(CONFIGS.items()):
+        lines.append(f"- config_name: {name}")
+        if i == 0:
+            lines.append("  default: true")
+        lines += ["  data_files:", "  - split: train", f"    path: {folder}/*.parquet"]
+    lines.append("---")
+    return "\n".join(lines)
+
+
+def _column_table(table: dict) -> str:
+    rows = ["| column | type | meaning |", "|---|---|---|"]
+    for column, dtype in table.items():
+        rows.append(f"| `{column}` | {dtype} | {schema.DESCRIPTIONS.get(column, '')} |")
+    return "\n".join(rows)
+
+
+def render(version: str, papers: pl.DataFrame, sightings: pl.DataFrame, n_captures: int,
+           repo_id: str | None = None) -> str:
+    load_from = repo_id or "<path to this folder>"
+    with_arxiv = papers.filter(pl.col("arxiv_id").is_not_null()).height
+    policy = dedup.__doc__.split("Merge policy per column", 1)[1].split("\n", 1)[1].strip()
+    return f"""{_yaml_header(papers.height)}
+
+# {PRETTY_NAME}
+
+Research papers listed on Hugging Face's papers pages (daily papers, search, saved pages), parsed,
+validated and de-duplicated into one row per paper, with every sighting kept as provenance.
+
+Version **{version}**: {papers.height} papers from {sightings.height} listings on {n_captures} captured
+pages; {with_arxiv} papers have an arXiv id.
+
+## Configs
+
+| config | what |
+|---|---|
+| `papers` (default) | one row per paper |
+| `sightings` | every time a paper was seen on a page, with its upvotes then |
+| `changes` | what this version added, changed and removed since the previous one |
+
+## Load it
+
+```python
+from datasets import load_dataset
+
+papers = load_dataset("{load_from}", revision="{version}")["train"]
+sightings = load_dataset("{load_from}", "sightings", revision="{version}")["train"]
+```
+
+## Columns of `papers`
+
+{_column_table(schema.PAPERS)}
+
+## Columns of `sightings`
+
+{_column_table(schema.SIGHTINGS)}
+
+## How sightings become papers
+
+Sightings are matched on a normalized title key (Unicode NFKD, LaTeX accents reduced to their
+letter, accents and case dropped, every run of non-alphanumeric characters one space). {policy}
+
+## License
+
+The listings' titles and abstracts are the work of the papers' authors, under the licenses they
+chose on arXiv; check each paper's license before reuse. The curation (ids, merges, tables) is
+released under Apache-2.0.
+
+## Files
+
+`manifest.json` lists every file with its size and sha256, the row counts and the captures this
+version was built from; `CHANGELOG.md` says what each version changed.
+"""
+
+
+def changelog_section(version: str, created_at: str, changes: pl.DataFrame) -> str:
+    lines = [f"## {version} ({created_at})", ""]
+    for kind in ("added", "changed", "removed"):
+        rows = changes.filter(pl.col("change") == kind)
+        lines.append(f"### {kind.capitalize()}: {rows.height}")
+        lines.append("")
+        for row in rows.iter_rows(named=True):
+            detail = f" ({', '.join(row['columns'])})" if row["columns"] else ""
+            lines.append(f"- `{row['paper_id']}` {row['title']}{detail}")
+        lines.append("")
+    return "\n".join(lines)

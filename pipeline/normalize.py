@@ -1,0 +1,50 @@
+"""Text rules shared by every parser and by resolution.
+
+`clean_text` is the one white-space rule for titles and abstracts in every format. `title_key_expr`
+is the normalized title used to match sightings of the same paper:
+
+1. Unicode NFKD, so that compatibility forms and precomposed accents split into base + mark;
+2. LaTeX accent commands (`\\'e`, `\\"{o}`, `\\v{c}`) reduced to their letter, braces dropped;
+3. combining marks dropped (`Fréchet` and `Fr\\'echet` both become `frechet`);
+4. lower-cased;
+5. every run of characters that are not letters or digits (punctuation, LaTeX escapes such as
+   `\\%`, white space) becomes one space, and the ends are trimmed.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+# \'e, \"{o}, \^{\i}: symbol accents, braces optional.
+_LATEX_SYMBOL_ACCENT = r"""\\[`'^"~=.]\s*\{?\\?([A-Za-z])\}?"""
+# \v{c}, \c{c}, \u{a}, \H{o}: letter accents, braces required (a bare \v would eat a word).
+_LATEX_LETTER_ACCENT = r"\\[uvHckrbd]\{\\?([A-Za-z])\}"
+
+
+def clean_text(value: str | None) -> str | None:
+    """Collapse every run of white space (line breaks included) to one space and trim the ends.
+
+    Empty results are None: a missing field is null, never an empty string."""
+    if value is None:
+        return None
+    cleaned = " ".join(value.split())
+    return cleaned or None
+
+
+def title_key_expr(column: str = "title") -> pl.Expr:
+    return (
+        pl.col(column)
+        .str.normalize("NFKD")
+        .str.replace_all(_LATEX_SYMBOL_ACCENT, "$1")
+        .str.replace_all(_LATEX_LETTER_ACCENT, "$1")
+        .str.replace_all(r"[{}]", "")
+        .str.replace_all(r"\p{M}+", "")
+        .str.to_lowercase()
+        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
+        .str.strip_chars()
+    )
+
+
+def title_key(title: str) -> str:
+    """The same key for one title (for tests and tools; stages use `title_key_expr`)."""
+    return pl.DataFrame({"title": [title]}).select(title_key_expr()).item()

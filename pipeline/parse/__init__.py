@@ -1,0 +1,110 @@
+"""Parse captures into listings and rejects.
+
+The parser for a capture is chosen from its content, never from its file name. Every entry a page
+shows ends as exactly one listing or one reject; a page no parser recognises is one reject.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipeline import schema
+from pipeline.normalize import title_key_expr
+from pipeline.parse import text_block
+from pipeline.parse.common import Reject, excerpt
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    source: str  # the `source` of a capture of this format imported from a file
+    looks_like: Callable[[str], bool]
+    parse: Callable[[str, dt.datetime], Iterator[dict | Reject]]
+    page_time: Callable[[str], dt.datetime | None] | None = None
+
+
+FORMATS = [
+    Format("text_block", "text_capture", text_block.looks_like, text_block.parse, text_block.page_time),
+]
+_BY_NAME = {f.name: f for f in FORMATS}
+UNKNOWN = "unknown"
+
+
+def decode(data: bytes) -> str | None:
+    """The text of a capture: UTF-8 (a BOM tolerated) or UTF-16 with a BOM; None for anything else."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+
+
+def detect(data: bytes) -> str:
+    text = decode(data)
+    if text is None or "\x00" in text:
+        return UNKNOWN
+    for fmt in FORMATS:
+        if fmt.looks_like(text):
+            return fmt.name
+    return UNKNOWN
+
+
+def source_of(format_name: str) -> str:
+    return _BY_NAME[format_name].source if format_name in _BY_NAME else "text_capture"
+
+
+def page_time(format_name: str, data: bytes) -> dt.datetime | None:
+    fmt = _BY_NAME.get(format_name)
+    text = decode(data)
+    if fmt is None or fmt.page_time is None or text is None:
+        return None
+    return fmt.page_time(text)
+
+
+def parse_capture(capture: dict, data: bytes) -> tuple[list[dict], list[dict]]:
+    """Listing rows and reject rows for one capture (a `captures` row and its bytes)."""
+    capture_id = capture["capture_id"]
+    fmt = _BY_NAME.get(capture["format"])
+    text = decode(data)
+    if fmt is None or text is None:
+        why = "bytes that are not UTF-8 or UTF-16 text" if text is None else "a page that matches no known format"
+        rule = "undecodable" if text is None else "unknown_format"
+        return [], [{"capture_id": capture_id, "position": None, "stage": "parse", "rule": rule,
+                     "message": f"{capture['origin']}: {why}",
+                     "excerpt": excerpt(text if text is not None else repr(data[:200]))}]
+    listings, rejects = [], []
+    for position, entry in enumerate(fmt.parse(text, capture["captured_at"])):
+        if isinstance(entry, Reject):
+            rejects.append({"capture_id": capture_id, "position": position, "stage": "parse",
+                            "rule": entry.rule, "message": entry.message, "excerpt": entry.excerpt})
+        else:
+            listings.append({**entry, "listing_id": f"{capture_id}:{position}", "capture_id": capture_id,
+                             "position": position, "captured_at": capture["captured_at"],
+                             "source": capture["source"]})
+    return listings, rejects
+
+
+def to_frames(listings: list[dict], rejects: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Listing and reject rows as `listings` and `rejects` frames, title keys computed per column."""
+    frame = schema.conform(listings, {k: v for k, v in schema.LISTINGS.items() if k != "title_key"})
+    frame = frame.with_columns(title_key=title_key_expr()).select(list(schema.LISTINGS))
+    return frame, schema.conform(rejects, schema.REJECTS)
+
+
+def parse_captures(captures: pl.DataFrame, data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`listings` and `rejects` for every capture, read back from the raw store (no network)."""
+    listings, rejects = [], []
+    for capture in captures.iter_rows(named=True):
+        rows, bad = parse_capture(capture, (data_dir / capture["raw_path"]).read_bytes())
+        listings.extend(rows)
+        rejects.extend(bad)
+    return to_frames(listings, rejects)

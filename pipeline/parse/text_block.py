@@ -1,0 +1,170 @@
+"""Text captures in the block layout: what a browser's "save as text" gives for a papers page.
+
+A header (`Daily Papers`, `byAK and the research community`, the day shown, e.g. `May 7`), then for
+each paper a title paragraph, an abstract paragraph and a metadata paragraph:
+
+    Title
+
+    Abstract on one line
+
+      • 3 authors            (or an organization line: `<hub handle> <display name>`)
+    ·
+    Oct 4, 2023 12           (date, year only outside the current year, then upvotes if any)
+
+The metadata paragraph, anchored on its lone `·` line, is what delimits entries: a title that looks
+like a date or like `• 3 authors` stands in a paragraph of its own and is never taken for metadata.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+
+from pipeline.normalize import clean_text
+from pipeline.parse.common import MONTH_DAY, Reject, excerpt, month_number, resolve_month_day
+
+HEADER_LINES = {
+    "new",
+    "Get trending papers in your email inbox!",
+    "Get trending papers in your email inbox once a day!",
+    "Subscribe",
+    "Daily Papers",
+    "Trending Papers",
+    "byAK and the research community",
+}
+_HEADER_DAY = re.compile(MONTH_DAY + r"$")
+_DATE_LINE = re.compile(MONTH_DAY + r"(?: (?P<upvotes>\d+))?$")
+_AUTHORS_LINE = re.compile(r"•\s*(?P<n>\d+) authors?$")
+_YEAR_IN_DATE_LINE = re.compile(r"^[A-Z][a-z]{2,8}\.? \d{1,2}, (\d{4})(?: \d+)?$")
+
+
+def _lines(text: str) -> list[str]:
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _anchors(lines: list[str]) -> list[int]:
+    """Indexes of the `·` lines that sit inside a metadata paragraph."""
+    return [
+        i for i in range(1, len(lines) - 1)
+        if lines[i].strip() == "·" and lines[i - 1].strip() and lines[i + 1].strip()
+    ]
+
+
+def looks_like(text: str) -> bool:
+    lines = _lines(text)
+    if _anchors(lines):
+        return True
+    head = [line.strip() for line in lines if line.strip()][:3]
+    return bool(head) and all(line in HEADER_LINES for line in head)
+
+
+def _header_end(lines: list[str], stop: int) -> tuple[int, str | None]:
+    """Where the page header ends before line `stop`, and the day it shows (`May 7`), if any."""
+    i, seen_header, day = 0, False, None
+    while i < stop:
+        line = lines[i].strip()
+        if not line:
+            i += 1
+        elif line in HEADER_LINES:
+            seen_header = True
+            i += 1
+        elif seen_header and day is None and _HEADER_DAY.match(line):
+            day = line
+            i += 1
+            break  # the day closes the header: a title like "May 7" after it stays a title
+        else:
+            break
+    return i, day
+
+
+def page_time(text: str) -> dt.datetime | None:
+    """When the page was captured, from the page itself: the day in its header, in the year after the
+    latest year printed on the page (the site prints years only for earlier years)."""
+    lines = _lines(text)
+    anchors = _anchors(lines)
+    _, day = _header_end(lines, anchors[0] if anchors else len(lines))
+    if day is None:
+        return None
+    match = _HEADER_DAY.match(day)
+    years = [int(m.group(1)) for i in anchors if (m := _YEAR_IN_DATE_LINE.match(lines[i + 1].strip()))]
+    if match["year"] is None and not years:
+        return None
+    year = int(match["year"] or max(years) + 1)
+    try:
+        return dt.datetime(year, month_number(match["mon"]) or 0, int(match["day"]), tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    paragraphs, current = [], []
+    for line in lines:
+        if line.strip():
+            current.append(line)
+        elif current:
+            paragraphs.append(" ".join(current))
+            current = []
+    if current:
+        paragraphs.append(" ".join(current))
+    return paragraphs
+
+
+def _entry(text_lines: list[str], meta_lines: list[str], date_lines: list[str],
+           captured_on: dt.date) -> dict | Reject:
+    block = "\n".join(text_lines + meta_lines + ["·"] + date_lines).strip()
+    paragraphs = _paragraphs(text_lines)
+    if not paragraphs:
+        return Reject("missing_title", "metadata with no title or abstract before it", excerpt(block))
+    fields: dict = {
+        "title": clean_text(paragraphs[0]),
+        # An abstract with blank lines inside it is still one abstract.
+        "abstract": clean_text(" ".join(paragraphs[1:])),
+        "author_count": None,
+        "organization": None,
+        "organization_name": None,
+    }
+    for raw in meta_lines:
+        line = raw.strip()
+        if m := _AUTHORS_LINE.match(line):
+            fields["author_count"] = int(m["n"])
+        elif fields["organization"] is None and not line.startswith("•"):
+            handle, _, name = line.partition(" ")
+            fields["organization"] = handle
+            fields["organization_name"] = clean_text(name)
+        else:
+            return Reject("bad_metadata", f"unrecognised metadata line {line!r}", excerpt(block))
+    if len(date_lines) != 1:
+        return Reject("bad_metadata", f"expected one date line after '·', found {len(date_lines)}",
+                      excerpt(block))
+    m = _DATE_LINE.match(date_lines[0].strip())
+    if not m:
+        return Reject("bad_date", f"unrecognised date line {date_lines[0].strip()!r}", excerpt(block))
+    try:
+        fields["published_on"], fields["published_on_basis"] = resolve_month_day(
+            m["mon"], m["day"], m["year"], captured_on)
+    except ValueError as err:
+        return Reject("bad_date", f"{date_lines[0].strip()!r}: {err}", excerpt(block))
+    fields["upvotes"] = int(m["upvotes"]) if m["upvotes"] is not None else None
+    return fields
+
+
+def parse(text: str, captured_at: dt.datetime) -> Iterator[dict | Reject]:
+    """Every entry of the page, in order: a dict of listing fields or a Reject."""
+    lines = _lines(text)
+    anchors = _anchors(lines)
+    start, _ = _header_end(lines, anchors[0] if anchors else len(lines))
+    captured_on = captured_at.date()
+    for anchor in anchors:
+        meta_start = anchor - 1
+        while meta_start > start and lines[meta_start - 1].strip():
+            meta_start -= 1
+        end = anchor + 1
+        while end < len(lines) and lines[end].strip():
+            end += 1
+        yield _entry(lines[start:meta_start], lines[meta_start:anchor], lines[anchor + 1:end], captured_on)
+        start = end
+    rest = "\n".join(lines[start:]).strip()
+    if rest:
+        yield Reject("missing_metadata", "text after the last entry that has no metadata paragraph",
+                     excerpt(rest))

@@ -1,0 +1,39 @@
+"""Where everything lives: one data directory, `./data` unless `PAPERS_DATA_DIR` names another."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_VAR = "PAPERS_DATA_DIR"
+SAMPLE_CAPTURES = Path(__file__).resolve().parent.parent / "samples" / "captures"
+
+
+@dataclass(frozen=True)
+class DataDir:
+    root: Path
+
+    @classmethod
+    def resolve(cls, path: str | os.PathLike | None = None) -> "DataDir":
+        chosen = path or os.environ.get(ENV_VAR) or "data"
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def tables(self) -> Path:
+        return self.root / "tables"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    @property
+    def releases(self) -> Path:
+        return self.root / "releases"
+
+    def table(self, name: str) -> Path:
+        return self.tables / f"{name}.parquet"

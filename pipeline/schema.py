@@ -1,0 +1,153 @@
+"""The contract between stages: every table's columns and types, in one place.
+
+Each stage builds its frames with `empty(...)`/`conform(...)` from here, so a column that one stage
+renames or retypes fails loudly at the boundary instead of silently downstream.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+SOURCES = ("hf_daily_api", "hf_search_api", "hf_paper_api", "hf_html", "text_capture")
+
+# How a capture's time is known, most to least trustworthy.
+CAPTURED_AT_BASES = ("fetched", "import", "page_header", "file_mtime")
+# How a listing's publication date is known.
+PUBLISHED_ON_BASES = ("api", "explicit", "year_inferred")
+
+CAPTURES = {
+    "capture_id": pl.String,  # sha256 of the bytes
+    "source": pl.String,
+    "format": pl.String,  # parser chosen from the content; "unknown" when none fits
+    "origin": pl.String,  # URL or file name
+    "params": pl.String,  # JSON object: date, query, page, ...
+    "captured_at": UTC_TS,
+    "captured_at_basis": pl.String,
+    "http_status": pl.Int32,
+    "content_type": pl.String,
+    "n_bytes": pl.Int64,
+    "raw_path": pl.String,  # relative to the data directory
+}
+
+LISTINGS = {
+    "listing_id": pl.String,
+    "capture_id": pl.String,
+    "position": pl.Int32,
+    "title": pl.String,
+    "abstract": pl.String,
+    "authors": pl.List(pl.String),
+    "author_count": pl.Int32,
+    "organization": pl.String,
+    "organization_name": pl.String,
+    "published_on": pl.Date,
+    "published_on_basis": pl.String,
+    "upvotes": pl.Int32,
+    "comments": pl.Int32,
+    "arxiv_id": pl.String,
+    "github_repo": pl.String,
+    "project_page": pl.String,
+    "ai_keywords": pl.List(pl.String),
+    "captured_at": UTC_TS,
+    "source": pl.String,
+    "title_key": pl.String,
+}
+
+REJECTS = {
+    "capture_id": pl.String,
+    "position": pl.Int32,  # null when the whole capture is rejected
+    "stage": pl.String,  # parse | validate
+    "rule": pl.String,
+    "message": pl.String,
+    "excerpt": pl.String,
+}
+
+PAPERS = {
+    "paper_id": pl.String,
+    "arxiv_id": pl.String,
+    "title": pl.String,
+    "abstract": pl.String,
+    "authors": pl.List(pl.String),
+    "author_count": pl.Int32,
+    "organization": pl.String,
+    "organization_name": pl.String,
+    "published_on": pl.Date,
+    "upvotes": pl.Int32,
+    "comments": pl.Int32,
+    "github_repo": pl.String,
+    "project_page": pl.String,
+    "ai_keywords": pl.List(pl.String),
+    "first_seen_at": UTC_TS,
+    "last_seen_at": UTC_TS,
+    "n_sightings": pl.Int32,
+    "sources": pl.List(pl.String),
+}
+
+SIGHTINGS = {
+    "paper_id": pl.String,
+    "listing_id": pl.String,
+    "capture_id": pl.String,
+    "captured_at": UTC_TS,
+    "source": pl.String,
+    "position": pl.Int32,
+    "upvotes": pl.Int32,
+}
+
+CHANGES = {
+    "paper_id": pl.String,
+    "change": pl.String,  # added | changed | removed
+    "columns": pl.List(pl.String),  # for "changed": which columns differ
+    "title": pl.String,
+}
+
+TABLES = {
+    "captures": CAPTURES,
+    "listings": LISTINGS,
+    "rejects": REJECTS,
+    "papers": PAPERS,
+    "sightings": SIGHTINGS,
+}
+
+# What each column of the published tables means: the dataset card's column table is made from it.
+DESCRIPTIONS = {
+    "paper_id": "Stable id of the paper in this dataset; kept across releases",
+    "arxiv_id": "arXiv identifier (string, e.g. `2503.02130`), when any sighting showed one",
+    "title": "Title, white space collapsed, characters otherwise as shown on the page",
+    "abstract": "Abstract, white space collapsed",
+    "authors": "Author names, when the page listed them (text captures show only a count)",
+    "author_count": "Number of authors",
+    "organization": "Hub handle of the organization the paper was submitted under",
+    "organization_name": "Display name of that organization",
+    "published_on": "Publication date (arXiv date from the API, or the date shown on the page)",
+    "upvotes": "Upvotes on Hugging Face as of the latest capture that showed them",
+    "comments": "Number of comments on the paper's Hub page, as of the latest capture",
+    "github_repo": "Code repository linked from the paper page",
+    "project_page": "Project page linked from the paper page",
+    "ai_keywords": "Keywords the Hub generated for the paper",
+    "first_seen_at": "When the pipeline first saw the paper listed (UTC)",
+    "last_seen_at": "When the pipeline last saw the paper listed (UTC)",
+    "n_sightings": "How many listings of this paper were seen",
+    "sources": "Kinds of pages the paper was seen on",
+    "listing_id": "The listing (capture and position) of this sighting",
+    "capture_id": "sha256 of the captured page",
+    "captured_at": "When the page was captured (UTC)",
+    "source": "Kind of page: hf_daily_api, hf_search_api, hf_paper_api, hf_html or text_capture",
+    "position": "Position of the entry on its page, from 0",
+    "change": "added, changed or removed since the previous version",
+    "columns": "For a changed paper, the columns whose values changed",
+}
+
+
+def empty(schema: dict) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+def conform(rows: list[dict] | pl.DataFrame, schema: dict) -> pl.DataFrame:
+    """Rows (dicts) or a frame, cast to exactly the columns of `schema`, in its order."""
+    if isinstance(rows, pl.DataFrame):
+        missing = [c for c in schema if c not in rows.columns]
+        if missing:
+            raise ValueError(f"frame lacks columns {missing}")
+        return rows.select([pl.col(c).cast(t) for c, t in schema.items()])
+    return pl.DataFrame(rows, schema=schema)

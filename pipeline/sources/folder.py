@@ -1,0 +1,61 @@
+"""Import saved captures (text, JSON, HTML files) from a folder into the raw store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+
+from pipeline import parse, rawstore, schema
+from pipeline.paths import DataDir
+
+
+def capture_files(folder: Path) -> list[Path]:
+    """Every regular, non-hidden file below `folder`, in a stable order."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"captures folder {folder} does not exist or is not a folder")
+    return sorted(
+        p for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def capture_time(fmt: str, data: bytes, path: Path, given: dt.datetime | None) -> tuple[dt.datetime, str]:
+    """When a saved page was captured: the time given with the import, else the page's own header,
+    else the file's modification time; with the rule that gave it."""
+    if given is not None:
+        return given.astimezone(dt.timezone.utc), "import"
+    from_page = parse.page_time(fmt, data)
+    if from_page is not None:
+        return from_page, "page_header"
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc), "file_mtime"
+
+
+def import_folder(data_dir: DataDir, folder: Path, known_ids: set[str],
+                  captured_at: dt.datetime | None = None) -> pl.DataFrame:
+    """`captures` rows for the files of `folder` whose bytes are not among `known_ids` yet."""
+    rows, seen = [], set(known_ids)
+    for path in capture_files(folder):
+        data = path.read_bytes()
+        capture_id, raw_path = rawstore.put(data_dir, data)
+        if capture_id in seen:
+            continue
+        seen.add(capture_id)
+        fmt = parse.detect(data)
+        when, basis = capture_time(fmt, data, path, captured_at)
+        rows.append({
+            "capture_id": capture_id,
+            "source": parse.source_of(fmt),
+            "format": fmt,
+            "origin": path.relative_to(folder).as_posix(),
+            "params": json.dumps({}),
+            "captured_at": when,
+            "captured_at_basis": basis,
+            "http_status": None,
+            "content_type": None,
+            "n_bytes": len(data),
+            "raw_path": raw_path,
+        })
+    return schema.conform(rows, schema.CAPTURES)

@@ -1,0 +1,47 @@
+"""The `papers` console script, run as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SAMPLE_FILES
+
+PAPERS = [sys.executable, "-m", "assets.cli"]
+
+
+def run(args, data_dir, **kw):
+    env = {**os.environ, "PAPERS_DATA_DIR": str(data_dir)}
+    return subprocess.run(PAPERS + args, capture_output=True, text=True, env=env, timeout=300, **kw)
+
+
+def test_run_then_query(data_dir):
+    done = run(["run"], data_dir)
+    assert done.returncode == 0, done.stderr
+    assert "165 rows" in done.stdout and "version v" in done.stdout
+    assert "parsed 3 captures: 178 listings, 0 rejects" in done.stderr  # progress in the Dagster log
+    assert (data_dir / "dagster" / "dagster.yaml").exists()  # the instance the UI opens
+    assert list((data_dir / "dagster" / "storage").iterdir())  # the run is recorded there
+    query = run(["query", "SELECT count(*) AS n FROM papers"], data_dir)
+    assert query.returncode == 0 and "165" in query.stdout
+    refused = run(["query", "CREATE TABLE t AS SELECT 1"], data_dir)
+    assert refused.returncode == 1 and "read-only" in refused.stderr.lower()
+    again = run(["run"], data_dir)
+    assert again.returncode == 0 and "(unchanged)" in again.stdout
+
+
+def test_run_with_missing_captures_folder_fails_clearly(data_dir, tmp_path):
+    done = run(["run", "--captures", str(tmp_path / "nope")], data_dir)
+    assert done.returncode == 1
+    assert "does not exist" in done.stderr
+
+
+def test_parse_prints_listings_as_json_lines(tmp_path):
+    done = run(["parse", str(SAMPLE_FILES[0]), str(tmp_path / "missing.txt")], tmp_path / "unused")
+    assert done.returncode == 2 and "no such file" in done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 43 and {r["kind"] for r in rows} == {"listing"}
+    assert rows[0]["title"] == "CoLiDE: Concomitant Linear DAG Estimation"
+    assert rows[0]["published_on"] == "2023-10-04" and rows[0]["author_count"] == 3
+    assert not (tmp_path / "unused").exists()  # parse writes nothing

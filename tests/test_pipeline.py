@@ -1,0 +1,147 @@
+"""The whole asset graph, materialized for real by Dagster into a temporary data directory."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import duckdb
+import polars as pl
+import pytest
+from dulwich import porcelain
+
+from assets.definitions import ALL_ASSETS
+from assets.resources import DataDirResource
+from pipeline import release
+from pipeline.paths import DataDir
+from pipeline.publish import LocalGitTarget
+from render import block_page
+
+
+def materialize(data_dir, captures_dir=None):
+    config = {"captures_dir": str(captures_dir)} if captures_dir else {}
+    result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir))},
+                            run_config={"ops": {"captures": {"config": config}}})
+    assert result.success
+    return {e.asset_key.to_user_string(): e.materialization.metadata
+            for e in result.get_asset_materialization_events()}
+
+
+@pytest.fixture
+def first_run(data_dir):
+    return materialize(data_dir)
+
+
+def test_sample_run_counts(first_run, data_dir):
+    assert first_run["captures"]["dagster/row_count"].value == 3
+    assert first_run["listings"]["dagster/row_count"].value == 178
+    assert first_run["rejects"]["dagster/row_count"].value == 0
+    assert first_run["papers"]["dagster/row_count"].value == 165
+    assert first_run["release"]["published"].value is True
+    papers = pl.read_parquet(data_dir / "tables" / "papers.parquet")
+    assert papers["paper_id"].n_unique() == 165
+    assert papers.select(pl.col("title", "abstract", "published_on").null_count()).row(0) == (0, 0, 0)
+    assert papers.filter(pl.col("author_count").is_null() & pl.col("organization").is_null()).height == 0
+    # upvotes where shown: every paper whose listings showed upvotes has them
+    listings = pl.read_parquet(data_dir / "tables" / "listings.parquet")
+    shown = listings.filter(pl.col("upvotes").is_not_null())["title_key"].n_unique()
+    assert papers.filter(pl.col("upvotes").is_not_null()).height == shown > 0
+
+
+def test_capture_times_and_bases(first_run, data_dir):
+    captures = pl.read_parquet(data_dir / "tables" / "captures.parquet")
+    got = {r["origin"]: (r["captured_at"].date(), r["captured_at_basis"]) for r in captures.iter_rows(named=True)}
+    assert got == {
+        "000_b32d59d65bae7777.txt": (dt.date(2026, 5, 7), "page_header"),
+        "001_787c8ed970bce0ee.txt": (dt.date(2026, 2, 6), "page_header"),
+        "003_2917b069e52b5a1e.txt": (dt.date(2025, 11, 6), "page_header"),
+    }
+    for row in captures.iter_rows(named=True):  # raw bytes kept under their sha256
+        import hashlib
+        assert hashlib.sha256((data_dir / row["raw_path"]).read_bytes()).hexdigest() == row["capture_id"]
+
+
+def test_duckdb_views(first_run, data_dir):
+    con = duckdb.connect(str(data_dir / "catalog.duckdb"), read_only=True)
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in ("captures", "listings", "rejects", "papers", "sightings")}
+    assert counts == {"captures": 3, "listings": 178, "rejects": 0, "papers": 165, "sightings": 178}
+    per_capture = dict(con.execute("SELECT origin, n_listings FROM captures").fetchall())
+    assert per_capture == {"000_b32d59d65bae7777.txt": 43, "001_787c8ed970bce0ee.txt": 45,
+                           "003_2917b069e52b5a1e.txt": 90}
+    # a paper seen on all three pages has three sightings
+    (n,) = con.execute("""SELECT n_sightings FROM papers
+                          WHERE title LIKE 'Domain-Specific Risk Minimization%'""").fetchone()
+    assert n == 3
+    with pytest.raises(duckdb.Error):
+        con.execute("DROP VIEW papers")
+
+
+def test_second_run_changes_nothing(first_run, data_dir):
+    before = {p.name: p.read_bytes() for p in (data_dir / "tables").glob("*.parquet")}
+    again = materialize(data_dir)
+    assert again["release"]["published"].value is False
+    assert {p.name: p.read_bytes() for p in (data_dir / "tables").glob("*.parquet")} == before
+    assert LocalGitTarget(data_dir / "releases").tags() == [first_run["release"]["version"].value]
+
+
+def test_added_capture_makes_a_new_version_naming_what_changed(first_run, data_dir, captures_copy):
+    papers_v1 = pl.read_parquet(data_dir / "tables" / "papers.parquet")
+    known = papers_v1.filter(pl.col("title") == "CoLiDE: Concomitant Linear DAG Estimation").row(0, named=True)
+    page = block_page([
+        {"title": known["title"], "abstract": known["abstract"], "author_count": 3,
+         "published_on": known["published_on"], "upvotes": 41},
+        {"title": "A Brand New Paper on Widgets", "abstract": "We study widgets.", "author_count": 2,
+         "published_on": dt.date(2026, 6, 1), "upvotes": 5},
+    ], dt.date(2026, 6, 3))  # the page's latest printed year is 2023: so is dated 2024-06-03 by the header rule
+    (captures_copy / "new_page.txt").write_text(page, encoding="utf-8")
+    second = materialize(data_dir, captures_copy)
+    assert second["captures"]["new_captures"].value == 1
+    captures = pl.read_parquet(data_dir / "tables" / "captures.parquet")
+    assert captures.filter(pl.col("origin") == "new_page.txt")["captured_at"].dt.date().to_list() == [dt.date(2024, 6, 3)]
+    assert second["release"]["published"].value is True
+    v1, v2 = first_run["release"]["version"].value, second["release"]["version"].value
+    assert release.version_key(v2) > release.version_key(v1)
+
+    repo = data_dir / "releases"
+    changes = pl.read_parquet(repo / "data" / "changes" / release.SHARD)
+    added = changes.filter(pl.col("change") == "added")
+    changed = changes.filter(pl.col("change") == "changed")
+    assert added["title"].to_list() == ["A Brand New Paper on Widgets"]
+    assert changed["paper_id"].to_list() == [known["paper_id"]]
+    # seen now on a page dated before its first sighting (2026-05-07): first_seen_at moves back
+    assert set(changed["columns"][0]) == {"upvotes", "first_seen_at", "n_sightings"}
+    assert changes.filter(pl.col("change") == "removed").height == 0
+    changelog = (repo / "CHANGELOG.md").read_text()
+    section = changelog.split(f"## {v1} (")[0]
+    assert f"## {v2}" in section and "A Brand New Paper on Widgets" in section and known["paper_id"] in section
+    assert "### Added: 1" in section and "### Changed: 1" in section and "### Removed: 0" in section
+    manifest = json.loads((repo / "manifest.json").read_text())
+    assert manifest["version"] == v2 and manifest["row_counts"]["papers"] == 166
+    assert len(manifest["captures"]) == 4
+    for path, info in manifest["files"].items():
+        import hashlib
+        assert hashlib.sha256((repo / path).read_bytes()).hexdigest() == info["sha256"]
+    assert porcelain.status(str(repo)).unstaged == [] and not any(porcelain.status(str(repo)).staged.values())
+
+
+def _export(repo_path, tag, dest):
+    """The tree of one tagged version, checked out into `dest`."""
+    porcelain.clone(str(repo_path), str(dest), branch=tag.encode(), checkout=True)
+    return dest
+
+
+def test_load_dataset_reads_each_version(first_run, data_dir, captures_copy, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    (captures_copy / "extra.txt").write_text(block_page([
+        {"title": "Another New Paper", "abstract": "Text.", "author_count": 1,
+         "published_on": dt.date(2026, 6, 1)}], dt.date(2026, 6, 2)), encoding="utf-8")
+    second = materialize(data_dir, captures_copy)
+    repo = data_dir / "releases"
+    v1, v2 = first_run["release"]["version"].value, second["release"]["version"].value
+    old = datasets.load_dataset(str(_export(repo, v1, tmp_path / "v1")), split="train")
+    new = datasets.load_dataset(str(_export(repo, v2, tmp_path / "v2")), split="train")
+    assert (old.num_rows, new.num_rows) == (165, 166)
+    assert "Another New Paper" in new["title"] and "Another New Paper" not in old["title"]
+    assert set(old.column_names) == set(pl.read_parquet(data_dir / "tables" / "papers.parquet").columns)
+    sightings = datasets.load_dataset(str(repo), "sightings", split="train")
+    assert sightings.num_rows == 179

@@ -1,0 +1,43 @@
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from pipeline import release, schema
+
+
+@pytest.mark.parametrize("existing, today, expected", [
+    ([], dt.date(2026, 11, 22), "v2026.11.22"),
+    (["v2026.11.21"], dt.date(2026, 11, 22), "v2026.11.22"),
+    (["v2026.11.22"], dt.date(2026, 11, 22), "v2026.11.22.1"),
+    (["v2026.11.22", "v2026.11.22.1", "v2026.11.22.10", "junk"], dt.date(2026, 11, 22), "v2026.11.22.11"),
+    (["v2026.11.23"], dt.date(2026, 11, 22), "v2026.11.23.1"),  # the clock went back: still monotonic
+])
+def test_next_version(existing, today, expected):
+    assert release.next_version(existing, today) == expected
+
+
+def paper(pid, title, upvotes):
+    return {"paper_id": pid, "title": title, "upvotes": upvotes, "n_sightings": 1}
+
+
+def test_diff_names_added_changed_removed_and_columns():
+    old = schema.conform([paper("a", "A", 1), paper("b", "B", 2), paper("c", "C", 3)], schema.PAPERS)
+    new = schema.conform([paper("a", "A", 1), paper("b", "B!", 5), paper("d", "D", 0)], schema.PAPERS)
+    changes = release.diff(old, new)
+    got = {(r["paper_id"], r["change"], tuple(r["columns"] or ())) for r in changes.iter_rows(named=True)}
+    assert got == {("b", "changed", ("title", "upvotes")), ("c", "removed", ()), ("d", "added", ())}
+
+
+def test_no_change_prepares_nothing():
+    papers = schema.conform([paper("a", "A", 1)], schema.PAPERS)
+    sightings = schema.empty(schema.SIGHTINGS)
+    captures = schema.empty(schema.CAPTURES)
+    now = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
+    first = release.prepare(papers, sightings, captures, None, [], "", now)
+    assert first is not None and first.version == "v2026.11.22"
+    previous = {"papers": papers, "sightings": sightings}
+    assert release.prepare(papers, sightings, captures, previous, [first.version], "", now) is None
+    bumped = papers.with_columns(upvotes=pl.lit(2, pl.Int32))
+    second = release.prepare(bumped, sightings, captures, previous, [first.version], "", now)
+    assert second.version == "v2026.11.22.1" and second.changes["change"].to_list() == ["changed"]
