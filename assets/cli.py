@@ -51,9 +51,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("papers_job").execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False)
-    if not result.success:
+    checks = result.get_asset_check_evaluations()
+    for check in checks:
+        md = check.metadata
+        state = "passed" if check.passed else f"FAILED ({check.severity.value})"
+        print(f"  check {check.check_name:<18} {state}")
+        if not check.passed:
+            print(f"    failed expectations: {json.dumps(md['failed_expectations'].value)}")
+            if "data_docs" in md:
+                print(f"    data docs: {md['data_docs'].value}")
+    blocked = [c.check_name for c in checks if not c.passed and c.severity.value == "ERROR"]
+    if not result.success or blocked:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        print(f"run {result.run_id} failed in {', '.join(failed) or 'the run'}; see the logs above", file=sys.stderr)
+        why = f"blocking check {', '.join(blocked)} failed: nothing downstream of it ran, no release was made" \
+            if blocked else f"failed in {', '.join(failed) or 'the run'}; see the logs above"
+        print(f"run {result.run_id} {why}", file=sys.stderr)
         return 1
     print(f"run {result.run_id} succeeded")
     for event in result.get_asset_materialization_events():

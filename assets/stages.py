@@ -8,7 +8,7 @@ import polars as pl
 
 from assets import metadata
 from assets.resources import DataDirResource
-from pipeline import dedup, parse, release, store
+from pipeline import dedup, parse, release, store, validate
 from pipeline.paths import SAMPLE_CAPTURES
 from pipeline.publish import LocalGitTarget
 from pipeline.sources.folder import import_folder
@@ -45,21 +45,49 @@ def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir:
     })
 
 
+def contract_check(report: validate.Report, check_name: str, asset: str) -> dg.AssetCheckResult:
+    """A suite's outcome as an asset check: failed when any expectation failed; ERROR (which stops
+    everything downstream) when a blocking one did, WARN when the failing rows were quarantined."""
+    failed = report.failed
+    sample = {o.rule: o.sample for o in failed if o.sample}
+    return dg.AssetCheckResult(
+        asset_key=asset,
+        check_name=check_name,
+        passed=not failed,
+        severity=dg.AssetCheckSeverity.ERROR if report.blocking_failures else dg.AssetCheckSeverity.WARN,
+        metadata={
+            "suite": f"expectations/{report.suite}.json",
+            "expectations": len(report.outcomes),
+            "failed_expectations": dg.MetadataValue.json(report.summary()),
+            "blocking_failures": [o.rule for o in report.blocking_failures],
+            "sample_bad_rows": dg.MetadataValue.json(sample),
+            **({"data_docs": dg.MetadataValue.path(str(report.docs_index))} if report.docs_index else {}),
+        },
+    )
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec("listings", deps=["captures"], group_name="parse", kinds={"parquet"},
-                     description="One row per entry seen on a captured page, in the one listings schema."),
+                     description="One row per entry seen on a captured page that passed the listings suite."),
         dg.AssetSpec("rejects", deps=["captures"], group_name="parse", kinds={"parquet"},
-                     description="Every entry (or page) that could not become a listing, with the rule and why."),
+                     description="Every entry (or page) that could not become a listing, with the rule and why: "
+                                 "parse failures and rows quarantined by the listings suite."),
     ],
+    check_specs=[dg.AssetCheckSpec("listings_contract", asset="listings", blocking=True,
+                                   description="The Great Expectations suite expectations/listings.json")],
 )
 def parse_captures(context: dg.AssetExecutionContext, datadir: DataDirResource):
     data_dir = datadir.get()
     captures_table = store.read_table(data_dir, "captures")
-    listings, rejects = parse.parse_captures(captures_table, data_dir.root)
+    parsed, rejects = parse.parse_captures(captures_table, data_dir.root)
+    report = validate.validate(parsed, "listings", "listing_id", data_dir.validation_docs)
+    listings, quarantined = validate.quarantine(parsed, report)
+    rejects = pl.concat([rejects, quarantined])
     listings_path = store.write_table(data_dir, "listings", listings)
     rejects_path = store.write_table(data_dir, "rejects", rejects)
-    context.log.info(f"parsed {captures_table.height} captures: {listings.height} listings, {rejects.height} rejects")
+    context.log.info(f"parsed {captures_table.height} captures: {listings.height} listings, {rejects.height} rejects"
+                     f" ({quarantined.height} quarantined by the listings suite)")
     yield dg.MaterializeResult(asset_key="listings", metadata={
         **metadata.table(listings, listings_path, ["title", "published_on", "upvotes", "source"]),
         "by_source": metadata.counts_by(listings, "source"),
@@ -68,6 +96,7 @@ def parse_captures(context: dg.AssetExecutionContext, datadir: DataDirResource):
         **metadata.table(rejects, rejects_path, ["rule", "message", "capture_id", "position"]),
         "by_rule": metadata.counts_by(rejects, "rule"),
     })
+    yield contract_check(report, "listings_contract", "listings")
 
 
 @dg.multi_asset(
@@ -77,6 +106,9 @@ def parse_captures(context: dg.AssetExecutionContext, datadir: DataDirResource):
         dg.AssetSpec("sightings", deps=["listings"], group_name="resolve", kinds={"parquet"},
                      description="Every listing of every paper: provenance and upvote history."),
     ],
+    check_specs=[dg.AssetCheckSpec("papers_contract", asset="papers", blocking=True,
+                                   description="The Great Expectations suite expectations/papers.json; "
+                                               "a failure stops the release")],
 )
 def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource):
     data_dir = datadir.get()
@@ -91,6 +123,8 @@ def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource):
         "duplicates_merged": merged,
     })
     yield dg.MaterializeResult(asset_key="sightings", metadata=metadata.table(sightings, sightings_path))
+    yield contract_check(validate.validate(papers, "papers", "paper_id", data_dir.validation_docs),
+                         "papers_contract", "papers")
 
 
 @dg.asset(deps=["captures", "listings", "rejects", "papers", "sightings"], group_name="store",

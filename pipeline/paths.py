@@ -35,5 +35,10 @@ class DataDir:
     def releases(self) -> Path:
         return self.root / "releases"
 
+    @property
+    def validation_docs(self) -> Path:
+        """Great Expectations' Data Docs (static HTML), rewritten on every validation."""
+        return self.root / "validation" / "docs"
+
     def table(self, name: str) -> Path:
         return self.tables / f"{name}.parquet"

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from pipeline.parse import text_block
-from pipeline.parse.common import Reject, resolve_month_day
+from pipeline.parse.common import ParseContext, Reject, resolve_month_day
 from render import block_page
 from conftest import SAMPLES
 
@@ -16,7 +16,7 @@ CAPTURED = {  # the day each sample was saved, and how many entries it shows
 
 def entries(name):
     text = (SAMPLES / name).read_text(encoding="utf-8")
-    return list(text_block.parse(text, text_block.page_time(text)))
+    return list(text_block.parse(text, ParseContext(text_block.page_time(text))))
 
 
 def by_title(name, title):
@@ -90,7 +90,7 @@ def test_organization_handle_and_name_are_split():
     page = block_page([{"title": "T", "abstract": "A", "organization": "Uchicago",
                         "organization_name": "University of Chicago", "published_on": dt.date(2024, 1, 2)}],
                       dt.date(2026, 1, 1))
-    (e,) = text_block.parse(page, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    (e,) = text_block.parse(page, ParseContext(dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
     assert (e["organization"], e["organization_name"]) == ("Uchicago", "University of Chicago")
 
 
@@ -102,7 +102,7 @@ def test_titles_that_look_like_metadata_stay_titles():
     ]
     captured = dt.date(2026, 5, 7)
     page = block_page(tricky, captured)
-    found = list(text_block.parse(page, dt.datetime(2026, 5, 7, tzinfo=dt.timezone.utc)))
+    found = list(text_block.parse(page, ParseContext(dt.datetime(2026, 5, 7, tzinfo=dt.timezone.utc))))
     assert [(e["title"], e["abstract"], e["author_count"], e["published_on"], e["upvotes"]) for e in found] == [
         ("May 7", "A date as a title.", 2, dt.date(2026, 5, 1), None),
         ("• 3 authors", "·", 4, dt.date(2025, 5, 1), 9),
@@ -118,7 +118,7 @@ def test_broken_entries_become_rejects_and_nothing_is_lost():
         "  • 1 authors", "·", "Mar 3, 2024", "",
         "Trailing title with no metadata", "", "and its abstract",
     ])
-    found = list(text_block.parse(page, dt.datetime(2026, 5, 7, tzinfo=dt.timezone.utc)))
+    found = list(text_block.parse(page, ParseContext(dt.datetime(2026, 5, 7, tzinfo=dt.timezone.utc))))
     assert [e["title"] if isinstance(e, dict) else e.rule for e in found] == [
         "Good title", "bad_date", "missing_title", "missing_metadata"]
     assert "Trailing title" in found[-1].excerpt

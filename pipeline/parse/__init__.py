@@ -7,6 +7,7 @@ shows ends as exactly one listing or one reject; a page no parser recognises is 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,8 @@ import polars as pl
 
 from pipeline import schema
 from pipeline.normalize import title_key_expr
-from pipeline.parse import text_block
-from pipeline.parse.common import Reject, excerpt
+from pipeline.parse import api_json, html_page, text_block, text_compact
+from pipeline.parse.common import ParseContext, Reject, excerpt
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,16 @@ class Format:
     name: str
     source: str  # the `source` of a capture of this format imported from a file
     looks_like: Callable[[str], bool]
-    parse: Callable[[str, dt.datetime], Iterator[dict | Reject]]
+    parse: Callable[[str, ParseContext], Iterator[dict | Reject]]
     page_time: Callable[[str], dt.datetime | None] | None = None
 
 
+# In the order they are tried: the cheap, specific tests first.
 FORMATS = [
+    Format("api_items", "hf_daily_api", api_json.looks_like_items, api_json.parse_items),
+    Format("api_paper", "hf_paper_api", api_json.looks_like_paper, api_json.parse_paper),
+    Format("text_compact", "text_capture", text_compact.looks_like, text_compact.parse),
+    Format("html", "hf_html", html_page.looks_like, html_page.parse),
     Format("text_block", "text_capture", text_block.looks_like, text_block.parse, text_block.page_time),
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
@@ -81,10 +87,14 @@ def parse_capture(capture: dict, data: bytes) -> tuple[list[dict], list[dict]]:
         return [], [{"capture_id": capture_id, "position": None, "stage": "parse", "rule": rule,
                      "message": f"{capture['origin']}: {why}",
                      "excerpt": excerpt(text if text is not None else repr(data[:200]))}]
+    params = capture.get("params")
+    ctx = ParseContext(capture["captured_at"], capture.get("origin") or "",
+                       json.loads(params) if isinstance(params, str) else (params or {}))
     listings, rejects = [], []
-    for position, entry in enumerate(fmt.parse(text, capture["captured_at"])):
+    for position, entry in enumerate(fmt.parse(text, ctx)):
         if isinstance(entry, Reject):
-            rejects.append({"capture_id": capture_id, "position": position, "stage": "parse",
+            rejects.append({"capture_id": capture_id, "position": None if entry.whole_page else position,
+                            "stage": "parse",
                             "rule": entry.rule, "message": entry.message, "excerpt": entry.excerpt})
         else:
             listings.append({**entry, "listing_id": f"{capture_id}:{position}", "capture_id": capture_id,

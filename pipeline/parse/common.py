@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MONTHS = {m: i for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1)}
@@ -16,12 +16,22 @@ EXCERPT_CHARS = 300
 
 
 @dataclass(frozen=True)
+class ParseContext:
+    """What a parser may know of a capture besides its text."""
+
+    captured_at: dt.datetime
+    origin: str = ""  # URL or file name
+    params: dict = field(default_factory=dict)  # date, query, page, ...
+
+
+@dataclass(frozen=True)
 class Reject:
     """An entry (or a whole page, position None) that could not become a listing, and why."""
 
     rule: str
     message: str
     excerpt: str | None = None
+    whole_page: bool = False  # the page as a whole, not one entry of it
 
 
 def excerpt(text: str | None) -> str | None:

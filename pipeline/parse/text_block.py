@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterator
 
 from pipeline.normalize import clean_text
-from pipeline.parse.common import MONTH_DAY, Reject, excerpt, month_number, resolve_month_day
+from pipeline.parse.common import MONTH_DAY, ParseContext, Reject, excerpt, month_number, resolve_month_day
 
 HEADER_LINES = {
     "new",
@@ -149,12 +149,12 @@ def _entry(text_lines: list[str], meta_lines: list[str], date_lines: list[str],
     return fields
 
 
-def parse(text: str, captured_at: dt.datetime) -> Iterator[dict | Reject]:
+def parse(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
     """Every entry of the page, in order: a dict of listing fields or a Reject."""
     lines = _lines(text)
     anchors = _anchors(lines)
     start, _ = _header_end(lines, anchors[0] if anchors else len(lines))
-    captured_on = captured_at.date()
+    captured_on = ctx.captured_at.date()
     for anchor in anchors:
         meta_start = anchor - 1
         while meta_start > start and lines[meta_start - 1].strip():

@@ -1,0 +1,150 @@
+"""The Hub's papers JSON API.
+
+- `GET /api/daily_papers` and `GET /api/papers/search?q=`: a JSON array of items, each holding a
+  `paper` object (`id` = arXiv id, `title`, `summary`, `authors[].name`, `publishedAt`, `upvotes`,
+  optional `projectPage`, `githubRepo`, `ai_keywords`, `organization{name, fullname}`) and around it
+  `numComments`, `organization`, `title`, `summary`;
+- `GET /api/papers/{arxiv_id}`: the flat `paper` object.
+
+Numbers with a fraction are read as decimals, so an id sent as a number keeps its digits
+(`2503.02130` never becomes `2503.0213`). Unknown fields are ignored; a missing optional one is null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from decimal import Decimal
+
+from pipeline.normalize import clean_text
+from pipeline.parse.common import ParseContext, Reject, excerpt, non_negative_int
+
+
+def load(text: str):
+    """The JSON document, or None when it is not JSON."""
+    try:
+        return json.loads(text, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _is_item(value) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("paper"), dict)
+
+
+def _is_paper(value) -> bool:
+    return isinstance(value, dict) and "id" in value and "title" in value and "paper" not in value
+
+
+def looks_like_items(text: str) -> bool:
+    if not text.lstrip().startswith(("[", "{")):
+        return False
+    doc = load(text)
+    return (isinstance(doc, list) and (not doc or any(_is_item(v) for v in doc))) or _is_item(doc)
+
+
+def looks_like_paper(text: str) -> bool:
+    return text.lstrip().startswith("{") and _is_paper(load(text))
+
+
+def _text(value, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field} is {type(value).__name__}, not a string")
+    return clean_text(value)
+
+
+def _arxiv_id(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    raise ValueError(f"id is {type(value).__name__}, not a string")
+
+
+def _date(value) -> dt.date | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"publishedAt is {type(value).__name__}, not a string")
+    parsed = dt.datetime.fromisoformat(value)
+    return (parsed.astimezone(dt.timezone.utc) if parsed.tzinfo else parsed).date()
+
+
+def _org(value) -> tuple[str | None, str | None]:
+    if not isinstance(value, dict):
+        return None, None
+    return _text(value.get("name"), "organization.name"), _text(value.get("fullname"), "organization.fullname")
+
+
+def _strings(value, field: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValueError(f"{field} is {type(value).__name__}, not a list")
+    out = [clean_text(v) for v in value if isinstance(v, str)]
+    return [v for v in out if v]
+
+
+def listing_fields(paper: dict, item: dict | None = None) -> dict:
+    """Listing fields from a `paper` object and the daily/search item around it (if any).
+    Raises ValueError (or KeyError/TypeError) for a field of the wrong type."""
+    item = item or {}
+    authors = paper.get("authors")
+    if authors is not None and not isinstance(authors, list):
+        raise ValueError(f"authors is {type(authors).__name__}, not a list")
+    names = None
+    if authors is not None:
+        names = [clean_text(a.get("name")) if isinstance(a, dict) and isinstance(a.get("name"), str) else None
+                 for a in authors]
+        names = [n for n in names if n]
+    org, org_name = _org(paper.get("organization"))
+    if org is None:
+        org, org_name = _org(item.get("organization"))
+    published = _date(paper.get("publishedAt"))
+    return {
+        "title": _text(paper.get("title"), "title") or _text(item.get("title"), "title"),
+        "abstract": _text(paper.get("summary"), "summary") or _text(item.get("summary"), "summary"),
+        "authors": names,
+        "author_count": len(authors) if authors is not None else None,
+        "organization": org,
+        "organization_name": org_name,
+        "published_on": published,
+        "published_on_basis": "api" if published else None,
+        "upvotes": non_negative_int(paper.get("upvotes")),
+        "comments": non_negative_int(item.get("numComments")),
+        "arxiv_id": _arxiv_id(paper.get("id")),
+        "github_repo": _text(paper.get("githubRepo"), "githubRepo"),
+        "project_page": _text(paper.get("projectPage"), "projectPage"),
+        "ai_keywords": _strings(paper.get("ai_keywords"), "ai_keywords"),
+    }
+
+
+def entry(paper, item: dict | None = None) -> dict | Reject:
+    if not isinstance(paper, dict):
+        return Reject("bad_item", f"item is {type(paper).__name__}, not an object with a paper", excerpt(repr(paper)))
+    try:
+        fields = listing_fields(paper, item)
+    except (ValueError, TypeError, KeyError, OverflowError) as err:
+        return Reject("bad_field", str(err), excerpt(json.dumps(paper, default=str)[:1000]))
+    if not fields["title"]:
+        return Reject("missing_title", "paper without a title", excerpt(json.dumps(paper, default=str)[:1000]))
+    return fields
+
+
+def entries(items: list) -> Iterator[dict | Reject]:
+    for item in items:
+        yield entry(item.get("paper") if isinstance(item, dict) else item, item if isinstance(item, dict) else None)
+
+
+def parse_items(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
+    doc = load(text)
+    yield from entries([doc] if isinstance(doc, dict) else doc)
+
+
+def parse_paper(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
+    yield entry(load(text))

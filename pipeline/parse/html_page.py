@@ -1,0 +1,68 @@
+"""The HTML papers pages (`/papers`, `/papers/date/YYYY-MM-DD`, `/papers/week/…`, `/papers/month/…`,
+`/papers/trending`, `/papers?q=…`).
+
+The listing is read from the hydration JSON the page embeds for its Svelte component,
+`<div class="SVELTE_HYDRATER contents" data-target="DailyPapers" data-props="{…}">`, never from the
+visible markup. Its `dailyPapers` (search pages: `searchResults`) holds the same items as the API.
+A date with no papers shows the latest date instead, so a page whose `dateString` is not the date
+asked for gives no listings: one reject says so.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+from selectolax.lexbor import LexborHTMLParser
+
+from pipeline.parse import api_json
+from pipeline.parse.common import ParseContext, Reject, excerpt
+
+LIST_KEYS = ("dailyPapers", "searchResults")
+_DATE_IN_URL = re.compile(r"/papers/date/(\d{4}-\d{2}-\d{2})")
+
+
+def looks_like(text: str) -> bool:
+    """An HTML document: it opens with markup (text that merely mentions the hydrater is not one)."""
+    head = text[:4096].lstrip().lower()
+    return head.startswith(("<!doctype html", "<html")) or (head.startswith("<") and "data-props=" in text)
+
+
+def _payloads(text: str) -> list[dict]:
+    tree = LexborHTMLParser(text)
+    found = []
+    for node in tree.css("[data-props]"):
+        doc = api_json.load(node.attributes.get("data-props") or "")
+        if isinstance(doc, dict) and any(k in doc for k in LIST_KEYS):
+            found.append(doc)
+    return found
+
+
+def requested_date(ctx: ParseContext) -> str | None:
+    if ctx.params.get("date"):
+        return str(ctx.params["date"])
+    m = _DATE_IN_URL.search(ctx.origin or "")
+    return m.group(1) if m else None
+
+
+def parse(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
+    payloads = _payloads(text)
+    if not payloads:
+        yield Reject("missing_payload", "no hydration JSON with a papers list (data-props) on the page", excerpt(text),
+                     whole_page=True)
+        return
+    doc = payloads[0]
+    key = next(k for k in LIST_KEYS if k in doc)
+    items = doc[key]
+    if not isinstance(items, list):
+        yield Reject("payload_shape", f"{key} is {type(items).__name__}, not a list",
+                     excerpt(json.dumps(doc, default=str)[:1000]), whole_page=True)
+        return
+    asked, shown = requested_date(ctx), doc.get("dateString")
+    if asked and doc.get("periodType", "day") == "day" and isinstance(shown, str) and shown[:10] != asked:
+        yield Reject("date_mismatch",
+                     f"asked for {asked}, the page shows {shown[:10]} instead: its {len(items)} entries are not of that date",
+                     excerpt(json.dumps(doc, default=str)[:1000]), whole_page=True)
+        return
+    yield from api_json.entries(items)

@@ -1,0 +1,173 @@
+"""Validate tables against the Great Expectations suites in `expectations/` (the data contract).
+
+Each expectation in a suite says in its `meta.on_failure` what a failure means:
+
+- `quarantine`: a row-level rule; every failing row leaves the table for `rejects`
+  (stage `validate`, the expectation as the rule);
+- `block`: a table-level rule (unique ids, a table that is not empty, ...); a failure fails the
+  blocking asset check and no release is made.
+
+Great Expectations is imported here only, when a table is validated: it costs seconds to import.
+GX validates pandas frames: dates and times are handed to it as naive UTC datetimes (GX reads a bound
+such as "1990-01-01" as a datetime), and list columns, which no expectation reads, are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipeline import schema
+
+SUITES_DIR = Path(__file__).resolve().parent.parent / "expectations"
+QUARANTINE, BLOCK = "quarantine", "block"
+SAMPLE_ROWS = 5
+
+
+@dataclass
+class Outcome:
+    rule: str  # e.g. expect_column_values_to_be_between(upvotes)
+    columns: list[str]
+    success: bool
+    on_failure: str
+    unexpected_count: int | None = None
+    observed_value: object = None
+    bad_ids: list[str] = field(default_factory=list)
+    sample: list[dict] = field(default_factory=list)
+    error: str | None = None  # the expectation could not be evaluated
+
+
+@dataclass
+class Report:
+    suite: str
+    outcomes: list[Outcome]
+    docs_index: Path | None = None
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    @property
+    def blocking_failures(self) -> list[Outcome]:
+        return [o for o in self.failed if o.on_failure == BLOCK]
+
+    @property
+    def success(self) -> bool:
+        return not self.failed
+
+    def summary(self) -> dict:
+        return {o.rule: o.error or (o.unexpected_count if o.unexpected_count is not None else o.observed_value)
+                for o in self.failed}
+
+
+def load_suite(name: str, suites_dir: Path = SUITES_DIR) -> dict:
+    path = suites_dir / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no expectation suite {path}")
+    return json.loads(path.read_text())
+
+
+def columns_of(kwargs: dict) -> list[str]:
+    if "column" in kwargs:
+        return [kwargs["column"]]
+    return [kwargs[k] for k in ("column_A", "column_B") if k in kwargs]
+
+
+def rule_name(expectation_type: str, kwargs: dict) -> str:
+    columns = columns_of(kwargs)
+    return f"{expectation_type}({','.join(columns)})" if columns else expectation_type
+
+
+def _for_gx(frame: pl.DataFrame):
+    """The frame as GX reads it: pandas, temporal columns as naive UTC datetimes, list columns dropped."""
+    columns = []
+    for name, dtype in frame.schema.items():
+        if isinstance(dtype, pl.List):
+            continue
+        if dtype == pl.Date:
+            columns.append(pl.col(name).cast(pl.Datetime("us")))
+        elif isinstance(dtype, pl.Datetime):
+            columns.append(pl.col(name).dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+        else:
+            columns.append(pl.col(name))
+    return frame.select(columns).to_pandas()
+
+
+def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Path | None = None,
+             suites_dir: Path = SUITES_DIR) -> Report:
+    """Run the suite over the frame; with `docs_dir`, also write GX's Data Docs (static HTML) there."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    spec = load_suite(suite_name, suites_dir)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    actions = []
+    if docs_dir is not None:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site("papers_pipeline", {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["papers_pipeline"]))
+    suite = context.suites.add(gx.ExpectationSuite(name=spec["name"], expectations=spec["expectations"],
+                                                   meta=spec.get("meta", {})))
+    batch = (context.data_sources.add_pandas("frames").add_dataframe_asset(suite_name)
+             .add_batch_definition_whole_dataframe("whole"))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"{suite_name}_checkpoint", validation_definitions=[definition], actions=actions,
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [id_column]}))
+    result = checkpoint.run(batch_parameters={"dataframe": _for_gx(frame)})
+    (run,) = result.run_results.values()
+    outcomes = []
+    for expectation in run.results:  # not necessarily in suite order
+        config, details = expectation.expectation_config, expectation.result or {}
+        index = details.get("unexpected_index_list") or []
+        outcomes.append(Outcome(
+            rule=rule_name(config.type, config.kwargs),
+            columns=columns_of(config.kwargs),
+            success=bool(expectation.success),
+            on_failure=(config.meta or {}).get("on_failure", BLOCK),
+            unexpected_count=details.get("unexpected_count"),
+            observed_value=details.get("observed_value"),
+            bad_ids=[str(row[id_column]) for row in index if isinstance(row, dict) and id_column in row],
+            sample=[{k: str(v) for k, v in row.items()} for row in index[:SAMPLE_ROWS] if isinstance(row, dict)],
+            error=_error(expectation.exception_info),
+        ))
+    docs_index = docs_dir / "index.html" if docs_dir is not None else None
+    order = {rule_name(e["type"], e["kwargs"]): i for i, e in enumerate(spec["expectations"])}
+    outcomes.sort(key=lambda o: order.get(o.rule, len(order)))
+    return Report(suite_name, outcomes, docs_index)
+
+
+def _error(info) -> str | None:
+    """The message of an exception GX caught while evaluating an expectation, if any."""
+    found = [info] if isinstance(info, dict) and "raised_exception" in info else list((info or {}).values())
+    messages = [i.get("exception_message") for i in found if isinstance(i, dict) and i.get("raised_exception")]
+    return "; ".join(m for m in messages if m) or None
+
+
+def quarantine(listings: pl.DataFrame, report: Report) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The listings that pass every row-level rule, and a `rejects` row for each that does not
+    (its first failing rule, in suite order, with the values that broke it)."""
+    first: dict[str, Outcome] = {}
+    for outcome in report.failed:
+        if outcome.on_failure == QUARANTINE:
+            for listing_id in outcome.bad_ids:
+                first.setdefault(listing_id, outcome)
+    failing = listings.filter(pl.col("listing_id").is_in(list(first)))
+    rejects = []
+    for row in failing.iter_rows(named=True):
+        outcome = first[row["listing_id"]]
+        values = ", ".join(f"{c}={row[c]!r}" for c in outcome.columns)
+        rejects.append({"capture_id": row["capture_id"], "position": row["position"], "stage": "validate",
+                        "rule": outcome.rule, "message": f"{values} breaks {outcome.rule}",
+                        "excerpt": (row["title"] or "")[:300] or None})
+    return listings.filter(~pl.col("listing_id").is_in(list(first))), schema.conform(rejects, schema.REJECTS)
