@@ -88,7 +88,7 @@ def test_compact_layout_from_the_issue():
 
 
 def test_compact_odd_line_is_a_reject():
-    page = compact_page([{"title": "One", "abstract": "A"}]) + "Dangling title\n"
+    page = compact_page([{"title": "One", "abstract": "A"}]) + "Dangling title"
     assert [e.rule if isinstance(e, Reject) else e["title"]
             for e in text_compact.parse(page, ParseContext(NOW))] == ["One", "missing_abstract"]
 

@@ -97,11 +97,9 @@ def listing_fields(paper: dict, item: dict | None = None) -> dict:
     authors = paper.get("authors")
     if authors is not None and not isinstance(authors, list):
         raise ValueError(f"authors is {type(authors).__name__}, not a list")
-    names = None
-    if authors is not None:
-        names = [clean_text(a.get("name")) if isinstance(a, dict) and isinstance(a.get("name"), str) else None
-                 for a in authors]
-        names = [n for n in names if n]
+    names = [clean_text(a.get("name")) if isinstance(a, dict) and isinstance(a.get("name"), str) else None
+             for a in authors or []]
+    names = [n for n in names if n]
     org, org_name = _org(paper.get("organization"))
     if org is None:
         org, org_name = _org(item.get("organization"))
@@ -109,8 +107,8 @@ def listing_fields(paper: dict, item: dict | None = None) -> dict:
     return {
         "title": _text(paper.get("title"), "title") or _text(item.get("title"), "title"),
         "abstract": _text(paper.get("summary"), "summary") or _text(item.get("summary"), "summary"),
-        "authors": names,
-        "author_count": len(authors) if authors is not None else None,
+        "authors": names or None,
+        "author_count": len(authors) if authors else None,  # an empty list says nothing of the authors
         "organization": org,
         "organization_name": org_name,
         "published_on": published,

@@ -27,10 +27,13 @@ def capture_time(fmt: str, data: bytes, path: Path, given: dt.datetime | None) -
     else the file's modification time; with the rule that gave it."""
     if given is not None:
         return given.astimezone(dt.timezone.utc), "import"
+    saved = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
     from_page = parse.page_time(fmt, data)
-    if from_page is not None:
+    # A page cannot be captured after its file was written: a later page time is a misreading (say,
+    # a date printed in the future pushed the inferred year up), and the file's time is used instead.
+    if from_page is not None and from_page <= saved:
         return from_page, "page_header"
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc), "file_mtime"
+    return saved, "file_mtime"
 
 
 def import_folder(data_dir: DataDir, folder: Path, known_ids: set[str],

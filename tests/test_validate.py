@@ -1,0 +1,106 @@
+"""The Great Expectations suites in expectations/: the samples pass every expectation, and for every
+expectation there is data that breaks it and is caught under that expectation's rule."""
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+
+from pipeline import dedup, validate
+from pipeline.parse import parse_captures
+from pipeline.paths import DataDir
+from pipeline.sources.folder import import_folder
+from conftest import SAMPLES
+
+SUITES = {name: validate.load_suite(name) for name in ("listings", "papers")}
+ID_COLUMN = {"listings": "listing_id", "papers": "paper_id"}
+
+
+@pytest.fixture(scope="module")
+def tables(tmp_path_factory):
+    data_dir = DataDir.resolve(tmp_path_factory.mktemp("data"))
+    captures = import_folder(data_dir, SAMPLES, set())
+    listings, _ = parse_captures(captures, data_dir.root)
+    papers, _ = dedup.resolve(listings)
+    return {"listings": listings, "papers": papers}
+
+
+def test_the_samples_pass_every_expectation(tables, tmp_path):
+    for name, frame in tables.items():
+        report = validate.validate(frame, name, ID_COLUMN[name], tmp_path / "docs")
+        assert report.success, report.summary()
+        assert len(report.outcomes) == len(SUITES[name]["expectations"])
+    assert (tmp_path / "docs" / "index.html").exists()  # Data Docs written
+
+
+def _shifted(value, by):
+    return value + dt.timedelta(days=by)
+
+
+def break_it(frame: pl.DataFrame, expectation: dict) -> pl.DataFrame:
+    """`frame` with its second row changed so that `expectation` fails for that row."""
+    kind, kw = expectation["type"], expectation["kwargs"]
+    row = frame.with_row_index("_i").filter(pl.col("_i") == 1).drop("_i")
+    rest = frame.with_row_index("_i").filter(pl.col("_i") != 1).drop("_i")
+    col = kw.get("column")
+    if kind == "expect_table_row_count_to_be_between":
+        return frame.clear()
+    if kind == "expect_column_values_to_not_be_null":
+        row = row.with_columns(pl.lit(None, frame.schema[col]).alias(col))
+    elif kind == "expect_column_values_to_be_unique":
+        other = frame[col].drop_nulls()[0] if frame[col].drop_nulls().len() else "2501.00001"
+        row = row.with_columns(pl.lit(other, frame.schema[col]).alias(col))
+        rest = rest.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(other)).otherwise(pl.col(col))
+                                 .cast(frame.schema[col]).alias(col))
+    elif kind == "expect_column_values_to_match_regex":
+        row = row.with_columns(pl.lit("not/an-id!", frame.schema[col]).alias(col))
+    elif kind == "expect_column_values_to_be_in_set":
+        row = row.with_columns(pl.lit("bogus", frame.schema[col]).alias(col))
+    elif kind == "expect_column_value_lengths_to_be_between":
+        row = row.with_columns(pl.lit("x" * (kw["max_value"] + 1), frame.schema[col]).alias(col))
+    elif kind == "expect_column_values_to_be_between":
+        dtype = frame.schema[col]
+        if dtype == pl.Date:
+            value = dt.date.fromisoformat(kw["min_value"][:10]) - dt.timedelta(days=1)
+        else:
+            value = kw["max_value"] + 1 if "max_value" in kw else kw["min_value"] - 1
+        row = row.with_columns(pl.lit(value, dtype).alias(col))
+    elif kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = kw["column_A"], kw["column_B"]
+        later = _shifted(row[a].item(), 30)
+        row = row.with_columns(pl.lit(later.date() if frame.schema[b] == pl.Date else later, frame.schema[b]).alias(b))
+    else:
+        raise AssertionError(f"no test breaks {kind}: add one")
+    return pl.concat([rest, row])
+
+
+CASES = [(name, i) for name, suite in SUITES.items() for i in range(len(suite["expectations"]))]
+
+
+@pytest.mark.parametrize("suite_name, index", CASES,
+                         ids=[f"{n}-{validate.rule_name(SUITES[n]['expectations'][i]['type'], SUITES[n]['expectations'][i]['kwargs'])}"
+                              for n, i in CASES])
+def test_each_expectation_catches_what_breaks_it(tables, suite_name, index):
+    expectation = SUITES[suite_name]["expectations"][index]
+    rule = validate.rule_name(expectation["type"], expectation["kwargs"])
+    broken = break_it(tables[suite_name], expectation)
+    report = validate.validate(broken, suite_name, ID_COLUMN[suite_name])
+    failed = {o.rule: o for o in report.failed}
+    assert rule in failed, report.summary()
+    assert failed[rule].error is None
+    if expectation["meta"]["on_failure"] == validate.QUARANTINE:
+        kept, rejects = validate.quarantine(broken, report)
+        assert rule in rejects["rule"].to_list()
+        assert set(rejects["stage"]) == {"validate"}
+        assert kept.height + rejects.height == broken.height
+        assert failed[rule].sample  # a sample of the bad rows for the check's metadata
+    else:
+        assert failed[rule] in report.blocking_failures
+
+
+def test_suites_are_files_with_a_policy_for_every_expectation():
+    for suite in SUITES.values():
+        for expectation in suite["expectations"]:
+            assert expectation["meta"]["on_failure"] in (validate.QUARANTINE, validate.BLOCK)
+        json.dumps(suite)
