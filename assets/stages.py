@@ -105,6 +105,8 @@ def parse_captures(context: dg.AssetExecutionContext, datadir: DataDirResource):
                      description="One row per paper, with a stable paper_id."),
         dg.AssetSpec("sightings", deps=["listings"], group_name="resolve", kinds={"parquet"},
                      description="Every listing of every paper: provenance and upvote history."),
+        dg.AssetSpec("merges", deps=["listings"], group_name="resolve", kinds={"parquet"},
+                     description="Each listing, its paper, the rule that matched it and the score."),
     ],
     check_specs=[dg.AssetCheckSpec("papers_contract", asset="papers", blocking=True,
                                    description="The Great Expectations suite expectations/papers.json; "
@@ -113,21 +115,33 @@ def parse_captures(context: dg.AssetExecutionContext, datadir: DataDirResource):
 def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource):
     data_dir = datadir.get()
     listings = store.read_table(data_dir, "listings")
-    papers, sightings = dedup.resolve(listings)
-    papers_path = store.write_table(data_dir, "papers", papers)
-    sightings_path = store.write_table(data_dir, "sightings", sightings)
-    merged = listings.height - papers.height
-    context.log.info(f"resolved {listings.height} listings into {papers.height} papers ({merged} merged)")
+    state = store.read_table(data_dir, "resolver_state")
+    aliases = store.read_table(data_dir, "aliases")
+    previous_ids = None
+    if state.is_empty():  # a fresh data directory: the previous release's ids, if any, stay
+        previous, _ = LocalGitTarget(data_dir.releases).previous()
+        if previous is not None:
+            previous_ids, aliases = previous["sightings"].select("listing_id", "paper_id"), previous["aliases"]
+    resolution = dedup.resolve(listings, state, previous_ids, aliases)
+    paths = {name: store.write_table(data_dir, name, getattr(resolution, name))
+             for name in ("papers", "sightings", "merges", "aliases")}
+    store.write_table(data_dir, "resolver_state", resolution.state)
+    papers, merges = resolution.papers, resolution.merges
+    by_rule = metadata.counts_by(merges, "rule")
+    context.log.info(f"resolved {listings.height} listings into {papers.height} papers; rules {by_rule}")
     yield dg.MaterializeResult(asset_key="papers", metadata={
-        **metadata.table(papers, papers_path, ["paper_id", "title", "published_on", "upvotes", "n_sightings"]),
-        "duplicates_merged": merged,
+        **metadata.table(papers, paths["papers"], ["paper_id", "title", "published_on", "upvotes", "n_sightings"]),
+        "duplicates_merged": listings.height - papers.height,
+        "aliases": resolution.aliases.height,
     })
-    yield dg.MaterializeResult(asset_key="sightings", metadata=metadata.table(sightings, sightings_path))
+    yield dg.MaterializeResult(asset_key="sightings", metadata=metadata.table(resolution.sightings, paths["sightings"]))
+    yield dg.MaterializeResult(asset_key="merges", metadata={
+        **metadata.table(merges, paths["merges"]), "by_rule": by_rule})
     yield contract_check(validate.validate(papers, "papers", "paper_id", data_dir.validation_docs),
                          "papers_contract", "papers")
 
 
-@dg.asset(deps=["captures", "listings", "rejects", "papers", "sightings"], group_name="store",
+@dg.asset(deps=["captures", "listings", "rejects", "papers", "sightings", "merges"], group_name="store",
           kinds={"duckdb"}, owners=["team:data-eng"])
 def catalog(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.MaterializeResult:
     """DuckDB catalog: one view per table over its Parquet file."""
@@ -147,7 +161,7 @@ def release_snapshot(context: dg.AssetExecutionContext, datadir: DataDirResource
     target = LocalGitTarget(data_dir.releases)
     previous, changelog = target.previous()
     prepared = release.prepare(
-        store.read_table(data_dir, "papers"), store.read_table(data_dir, "sightings"),
+        {name: store.read_table(data_dir, name) for name in release.PUBLISHED},
         store.read_table(data_dir, "captures"), previous, target.tags(), changelog,
         dt.datetime.now(dt.timezone.utc))
     if prepared is None:

@@ -12,6 +12,7 @@ CONFIGS = {  # config name -> folder under data/; the first is the default
     "papers": "data/papers",
     "sightings": "data/sightings",
     "changes": "data/changes",
+    "aliases": "data/aliases",
 }
 
 
@@ -57,7 +58,9 @@ def render(version: str, papers: pl.DataFrame, sightings: pl.DataFrame, n_captur
            repo_id: str | None = None) -> str:
     load_from = repo_id or "<path to this folder>"
     with_arxiv = papers.filter(pl.col("arxiv_id").is_not_null()).height
-    policy = dedup.__doc__.split("Merge policy per column", 1)[1].split("\n", 1)[1].strip()
+    doc = dedup.__doc__
+    resolution = doc.split("Merge policy per column", 1)[0].strip()
+    policy = "Merge policy per column" + doc.split("Merge policy per column", 1)[1].rstrip()
     return f"""{_yaml_header(papers.height)}
 
 # {PRETTY_NAME}
@@ -75,6 +78,7 @@ pages; {with_arxiv} papers have an arXiv id.
 | `papers` (default) | one row per paper |
 | `sightings` | every time a paper was seen on a page, with its upvotes then |
 | `changes` | what this version added, changed and removed since the previous one |
+| `aliases` | ids that turned out to name the same paper as another id, and the id that survives |
 
 ## Load it
 
@@ -95,8 +99,9 @@ sightings = load_dataset("{load_from}", "sightings", revision="{version}")["trai
 
 ## How sightings become papers
 
-Sightings are matched on a normalized title key (Unicode NFKD, LaTeX accents reduced to their
-letter, accents and case dropped, every run of non-alphanumeric characters one space). {policy}
+{resolution}
+
+{policy}
 
 ## License
 
@@ -119,6 +124,8 @@ def changelog_section(version: str, created_at: str, changes: pl.DataFrame) -> s
         lines.append("")
         for row in rows.iter_rows(named=True):
             detail = f" ({', '.join(row['columns'])})" if row["columns"] else ""
+            if row["merged_into"]:
+                detail = f" (now an alias of `{row['merged_into']}`)"
             lines.append(f"- `{row['paper_id']}` {row['title']}{detail}")
         lines.append("")
     return "\n".join(lines)

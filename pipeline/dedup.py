@@ -1,7 +1,26 @@
 """Resolve listings into papers: one row per paper, every listing kept as a sighting.
 
-Listings are matched on their normalized title key (`pipeline.normalize`). Merge policy per column,
-over the sightings of one paper ordered by capture time (ties by listing id):
+Listings that agree on arXiv id, normalized title and normalized abstract are one *record*; records
+are joined into papers in passes, cheapest and surest first:
+
+1. `arxiv_id`: the same arXiv id;
+2. `title_key`: the same normalized title (`pipeline.normalize`) and compatible abstracts: one a
+   prefix of the other (a truncated abstract) or a MinHash Jaccard estimate of at least
+   `TITLE_JACCARD`. Two papers with the same title and different abstracts stay apart;
+3. `near_duplicate`: MinHash (rensa) over word 3-shingles of title and abstract, LSH banding to find
+   candidates, kept when the Jaccard estimate is at least `NEAR_JACCARD` (chosen by measurement on
+   the labelled evaluation set, `bench/evalset.py`);
+4. `title_only`: a record without an abstract joins the one paper that shares its title, if exactly
+   one does.
+
+Records with two different arXiv ids are never joined. Resolution is incremental: the records of
+the previous resolution (`state`) keep their papers, and only new records are signed and matched.
+
+Stable ids: a paper keeps the id it had in the previous state (or the previous release's
+sightings). When papers turn out to be one, the id first seen survives and the others become
+aliases. A new paper's id is `p` + 16 hex digits of the sha256 of its earliest listing's id.
+
+Merge policy per column, over the sightings of one paper ordered by capture time (ties by listing id):
 
 - title, abstract, authors, author count, organization, arXiv id, links, keywords: the latest
   sighting that has a value;
@@ -13,38 +32,274 @@ over the sightings of one paper ordered by capture time (ties by listing id):
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
+import polars_hash as plh
+from rensa import RMinHash
 
 from pipeline import schema
+from pipeline.normalize import key_expr
+
+NUM_PERM, BANDS, ROWS, SHINGLE, SEED = 64, 32, 2, 3, 1729
+NEAR_JACCARD = 0.5
+TITLE_JACCARD = 0.3
+PREFIX_MIN_CHARS = 80  # a shorter abstract is too little to call another a truncation of it
 
 _LATEST = ("title", "abstract", "authors", "author_count", "organization", "organization_name",
            "arxiv_id", "upvotes", "comments", "github_repo", "project_page", "ai_keywords")
 _BASIS_RANK = {basis: rank for rank, basis in enumerate(reversed(schema.PUBLISHED_ON_BASES))}
 
-
-def paper_id_expr(key: pl.Expr) -> pl.Expr:
-    """A stable id from a match key: `p` and the first 16 hex digits of its sha256.
-
-    (Polars' own `hash` is not stable across versions, so it cannot make ids that outlive a release.)"""
-    return pl.lit("p") + key.map_batches(_sha16, return_dtype=pl.String)
-
-
-def _sha16(keys: pl.Series) -> pl.Series:
-    return pl.Series([hashlib.sha256(k.encode()).hexdigest()[:16] for k in keys], dtype=pl.String)
+@dataclass
+class Resolution:
+    papers: pl.DataFrame
+    sightings: pl.DataFrame
+    merges: pl.DataFrame
+    aliases: pl.DataFrame  # every id that became another's alias, cumulative
+    state: pl.DataFrame
 
 
-def resolve(listings: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`papers` and `sightings` from `listings`."""
-    ordered = (
-        listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
-        .sort(["captured_at", "listing_id"])
-        .with_columns(
-            paper_id=paper_id_expr(pl.col("title_key")),
-            basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1),
-        )
-    )
+def short_hash(expr: pl.Expr) -> pl.Expr:
+    """16 hex digits of the sha256 of a string column: stable across versions and machines."""
+    return expr.chash.sha2_256().str.slice(0, 16)
+
+
+def with_record_keys(listings: pl.DataFrame) -> pl.DataFrame:
+    keyed = listings.with_columns(abstract_key=key_expr("abstract"))
+    return keyed.with_columns(record_id=short_hash(pl.concat_str(
+        [pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
+        separator="\x1f")))
+
+
+def signatures(records: pl.DataFrame) -> np.ndarray:
+    """MinHash signatures (rows: records, NUM_PERM uint32 columns) of word 3-shingles of title and
+    abstract keys. Tokens are hashed column-wise; rensa does the MinHash in Rust."""
+    n = records.height
+    if n == 0:
+        return np.zeros((0, NUM_PERM), dtype=np.uint32)
+    words = (records.select(
+        doc=pl.int_range(pl.len(), dtype=pl.UInt32),
+        w=pl.concat_str([pl.col("title_key"), pl.col("abstract_key").fill_null("")], separator=" ")
+        .str.strip_chars().str.split(" "))
+        .explode("w").filter(pl.col("w") != "")
+        .with_columns(h=plh.col("w").nchash.xxhash64()))
+    h, doc = words["h"].to_numpy(), words["doc"].to_numpy()
+    if len(h) >= SHINGLE:
+        combined = (h[:-2] * np.uint64(0x9E3779B97F4A7C15) + h[1:-1] * np.uint64(0xC2B2AE3D27D4EB4F) + h[2:])
+        same_doc = doc[:-2] == doc[2:]
+        tokens, token_doc = combined[same_doc], doc[:-2][same_doc]
+    else:
+        tokens, token_doc = h[:0], doc[:0]
+    # A document shorter than a shingle is signed by its words alone.
+    counts = np.bincount(token_doc, minlength=n)
+    short = np.flatnonzero(counts == 0)
+    if len(short):
+        pick = np.isin(doc, short)
+        tokens = np.concatenate([tokens, h[pick]])
+        token_doc = np.concatenate([token_doc, doc[pick]])
+        order = np.argsort(token_doc, kind="stable")
+        tokens, token_doc = tokens[order], token_doc[order]
+        counts = np.bincount(token_doc, minlength=n)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(np.ascontiguousarray(tokens, dtype=np.uint64),
+                                                           offsets, NUM_PERM, SEED)
+    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(n, NUM_PERM)
+
+
+def band_keys(sig: np.ndarray) -> np.ndarray:
+    """One uint64 key per LSH band (BANDS bands of ROWS signature values)."""
+    bands = sig.reshape(len(sig), BANDS, ROWS).astype(np.uint64)
+    return bands[:, :, 0] * np.uint64(0x9E3779B97F4A7C15) + bands[:, :, 1]
+
+
+def jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """MinHash Jaccard estimates of the record pairs (a[i], b[i])."""
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.float32)
+    return (sig[a] == sig[b]).mean(axis=1).astype(np.float32)
+
+
+class _Components:
+    """Union-find over records that refuses to join two different arXiv ids."""
+
+    def __init__(self, arxiv: list[str | None]):
+        self.parent = list(range(len(arxiv)))
+        self.arxiv = list(arxiv)
+
+    def find(self, i: int) -> int:
+        root = i
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[i] != root:
+            self.parent[i], i = root, self.parent[i]
+        return root
+
+    def union(self, a: int, b: int) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        xa, xb = self.arxiv[ra], self.arxiv[rb]
+        if xa is not None and xb is not None and xa != xb:
+            return False
+        if rb < ra:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.arxiv[ra] = xa or xb
+        return True
+
+
+def _pairs_on(records: pl.DataFrame, new_idx: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (new record, other record) sharing a non-null `key`."""
+    keyed = records.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("i"), key).filter(pl.col(key).is_not_null())
+    new = keyed.filter(pl.col("i").is_in(new_idx))
+    pairs = new.join(keyed, on=key, suffix="_o").filter(pl.col("i") != pl.col("i_o"))
+    return pairs["i"].to_numpy(), pairs["i_o"].to_numpy()
+
+
+def _lsh_pairs(keys: np.ndarray, new_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(keys)
+    if n == 0 or len(new_idx) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    long = pl.DataFrame({"i": np.repeat(np.arange(n, dtype=np.int64), BANDS),
+                         "band": np.tile(np.arange(BANDS, dtype=np.uint8), n),
+                         "key": keys.reshape(-1)})
+    new = long.filter(pl.col("i").is_in(new_idx))
+    pairs = (new.join(long.join(new.select("band", "key").unique(), on=["band", "key"], how="semi"),
+                      on=["band", "key"], suffix="_o")
+             .filter(pl.col("i") != pl.col("i_o")).select("i", "i_o").unique())
+    return pairs["i"].to_numpy(), pairs["i_o"].to_numpy()
+
+
+def _is_prefix(records: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if len(a) == 0:
+        return np.zeros(0, dtype=bool)
+    ab = pl.DataFrame({"x": records["abstract_key"].gather(a), "y": records["abstract_key"].gather(b)})
+    shorter = pl.when(pl.col("x").str.len_chars() <= pl.col("y").str.len_chars())
+    return ab.select(
+        (shorter.then(pl.col("y").str.starts_with(pl.col("x"))).otherwise(pl.col("x").str.starts_with(pl.col("y")))
+         & (pl.min_horizontal(pl.col("x").str.len_chars(), pl.col("y").str.len_chars()) >= PREFIX_MIN_CHARS))
+        .fill_null(False)).to_series().to_numpy()
+
+
+def _empty_state() -> pl.DataFrame:
+    return schema.empty(schema.RESOLVER_STATE)
+
+
+def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None,
+            previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None) -> Resolution:
+    """Papers, sightings, merges, aliases and the next state from every listing.
+
+    `state`: the previous resolution's records (their papers and signatures are reused);
+    `previous_ids`: listing_id -> paper_id of the previous release, used when there is no state."""
+    aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
+    keyed = with_record_keys(listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != "")))
+    records = keyed.group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()).sort("record_id")
+    state = _empty_state() if state is None else schema.conform(state, schema.RESOLVER_STATE)
+    known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
+    if previous_ids is not None and previous_ids.height:
+        from_release = (keyed.select("record_id", "listing_id")
+                        .join(schema.conform(previous_ids, {"listing_id": pl.String, "paper_id": pl.String}), on="listing_id")
+                        .group_by("record_id").agg(pl.col("paper_id").min().alias("release_paper")))
+        known = known.join(from_release, on="record_id", how="left").with_columns(
+            paper_id=pl.coalesce("paper_id", "release_paper")).drop("release_paper")
+    # Old ids that became aliases resolve to their survivors.
+    known = known.join(aliases, left_on="paper_id", right_on="alias_id", how="left").with_columns(
+        paper_id=pl.coalesce("paper_id_right", "paper_id")).drop("paper_id_right")
+
+    n = known.height
+    old_paper = known["paper_id"].to_list()
+    is_new = np.array([p is None for p in old_paper], dtype=bool)
+    new_idx = np.flatnonzero(is_new)
+
+    sig = np.zeros((n, NUM_PERM), dtype=np.uint32)
+    have_sig = known["signature"].is_not_null().to_numpy()
+    if have_sig.any():
+        stored = np.frombuffer(b"".join(known["signature"].filter(pl.Series(have_sig)).to_list()), dtype=np.uint32)
+        sig[have_sig] = stored.reshape(-1, NUM_PERM)
+    if (~have_sig).any():
+        sig[~have_sig] = signatures(known.filter(pl.Series(~have_sig)))
+
+    comps = _Components(known["arxiv_id"].to_list())
+    rule: list[str | None] = known["rule"].to_list()
+    score: list[float | None] = known["score"].to_list()
+
+    def attach(a: np.ndarray, b: np.ndarray, name: str, scores: np.ndarray) -> None:
+        for i, j, s in zip(a.tolist(), b.tolist(), scores.tolist()):
+            if comps.union(i, j):
+                for k in (i, j):
+                    if rule[k] is None:
+                        rule[k], score[k] = name, s
+
+    # Old records stay with their old papers.
+    first_of_paper: dict[str, int] = {}
+    for i, p in enumerate(old_paper):
+        if p is not None:
+            comps.union(first_of_paper.setdefault(p, i), i)
+
+    a, b = _pairs_on(known, new_idx, "arxiv_id")
+    attach(a, b, "arxiv_id", np.ones(len(a), dtype=np.float32))
+
+    a, b = _pairs_on(known, new_idx, "title_key")
+    has_abs = known["abstract_key"].is_not_null().to_numpy()
+    both = has_abs[a] & has_abs[b]
+    a, b = a[both], b[both]
+    sim = jaccard(sig, a, b)
+    ok = (sim >= TITLE_JACCARD) | _is_prefix(known, a, b)
+    attach(a[ok], b[ok], "title_key", sim[ok])
+
+    a, b = _lsh_pairs(band_keys(sig), new_idx)
+    sim = jaccard(sig, a, b)
+    ok = sim >= NEAR_JACCARD
+    order = np.argsort(-sim[ok], kind="stable")
+    attach(a[ok][order], b[ok][order], "near_duplicate", sim[ok][order])
+
+    # A record without an abstract joins the paper of its title only when exactly one paper has it.
+    a, b = _pairs_on(known, new_idx, "title_key")
+    lone = ~has_abs[a]
+    if lone.any():
+        roots = pl.DataFrame({"a": a[lone], "root": [comps.find(j) for j in b[lone].tolist()]})
+        single = roots.group_by("a").agg(pl.col("root").n_unique().alias("n"), pl.col("root").first()).filter(pl.col("n") == 1)
+        for i, r in zip(single["a"].to_list(), single["root"].to_list()):
+            if comps.union(i, r) and rule[i] is None:
+                rule[i], score[i] = "title_only", 1.0
+
+    root = np.array([comps.find(i) for i in range(n)], dtype=np.int64)
+    assigned = known.select("record_id", "paper_id").with_columns(
+        root=pl.Series(root), rule=pl.Series(rule, dtype=pl.String), score=pl.Series(score, dtype=pl.Float32))
+    return _finish(keyed, known, assigned, sig, aliases)
+
+
+def _finish(keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame, sig: np.ndarray,
+            aliases: pl.DataFrame) -> Resolution:
+    listings = keyed.join(assigned.select("record_id", "root", "rule", "score"), on="record_id")
+    # Per component: the old ids it holds (earliest first sighting survives) or a new id.
+    seen = listings.group_by("root").agg(
+        first_listing=pl.col("listing_id").sort_by(["captured_at", "listing_id"]).first())
+    old = (listings.join(assigned.select("record_id", pl.col("paper_id").alias("old")), on="record_id")
+           .filter(pl.col("old").is_not_null())
+           .group_by("root", "old").agg(pl.col("captured_at").min().alias("since"))
+           .sort(["root", "since", "old"]))
+    survivors = old.group_by("root", maintain_order=True).agg(pl.col("old").first().alias("survivor"),
+                                                              pl.col("old").alias("olds"))
+    ids = (seen.join(survivors, on="root", how="left")
+           .with_columns(paper_id=pl.coalesce("survivor", pl.lit("p") + short_hash(pl.col("first_listing")))))
+    new_aliases = (ids.filter(pl.col("olds").is_not_null()).explode("olds")
+                   .filter(pl.col("olds") != pl.col("paper_id"))
+                   .select(alias_id="olds", paper_id="paper_id"))
+    all_aliases = (pl.concat([aliases, schema.conform(new_aliases, schema.ALIASES)])
+                   .join(new_aliases.select(pl.col("alias_id").alias("paper_id"), pl.col("paper_id").alias("to")),
+                         on="paper_id", how="left")
+                   .with_columns(paper_id=pl.coalesce("to", "paper_id")).drop("to").unique("alias_id").sort("alias_id"))
+
+    listings = listings.join(ids.select("root", "paper_id"), on="root")
+    ordered = listings.sort(["captured_at", "listing_id"]).with_columns(
+        basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1))
+    merges = ordered.with_columns(
+        rule=pl.when(pl.col("listing_id") == pl.col("listing_id").first().over("paper_id")).then(pl.lit("first"))
+        .when(pl.col("record_id").cum_count().over("paper_id", "record_id") > 1).then(pl.lit("exact"))
+        .otherwise(pl.col("rule")),
+    ).with_columns(score=pl.when(pl.col("rule").is_in(["first", "exact"])).then(pl.lit(1.0)).otherwise(pl.col("score")))
     papers = ordered.group_by("paper_id").agg(
         *[pl.col(c).drop_nulls().last() for c in _LATEST],
         pl.col("published_on").sort_by("basis_rank", maintain_order=True).drop_nulls().last(),
@@ -53,6 +308,15 @@ def resolve(listings: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         pl.len().cast(pl.Int32).alias("n_sightings"),
         pl.col("source").unique().sort().alias("sources"),
     )
-    papers = schema.conform(papers, schema.PAPERS).sort(["published_on", "paper_id"], nulls_last=True)
-    sightings = schema.conform(ordered, schema.SIGHTINGS).sort(["paper_id", "captured_at", "listing_id"])
-    return papers, sightings
+    record_paper = listings.select("record_id", "paper_id").unique("record_id")
+    state = (known.select("record_id", "arxiv_id", "title_key", "abstract_key")
+             .with_columns(signature=pl.Series([row.tobytes() for row in sig], dtype=pl.Binary))
+             .join(record_paper, on="record_id")
+             .join(assigned.select("record_id", "rule", "score"), on="record_id"))
+    return Resolution(
+        papers=schema.conform(papers, schema.PAPERS).sort(["published_on", "paper_id"], nulls_last=True),
+        sightings=schema.conform(ordered, schema.SIGHTINGS).sort(["paper_id", "captured_at", "listing_id"]),
+        merges=schema.conform(merges, schema.MERGES).sort("listing_id"),
+        aliases=all_aliases,
+        state=schema.conform(state, schema.RESOLVER_STATE).sort("record_id"),
+    )

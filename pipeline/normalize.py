@@ -1,7 +1,7 @@
 """Text rules shared by every parser and by resolution.
 
-`clean_text` is the one white-space rule for titles and abstracts in every format. `title_key_expr`
-is the normalized title used to match sightings of the same paper:
+`clean_text` is the one white-space rule for titles and abstracts in every format. `key_expr` is the
+normalized text used to match sightings of the same paper (titles: `title_key`; abstracts too):
 
 1. Unicode NFKD, so that compatibility forms and precomposed accents split into base + mark;
 2. LaTeX accent commands (`\\'e`, `\\"{o}`, `\\v{c}`) reduced to their letter, braces dropped;
@@ -31,7 +31,8 @@ def clean_text(value: str | None) -> str | None:
     return cleaned or None
 
 
-def title_key_expr(column: str = "title") -> pl.Expr:
+def key_expr(column: str) -> pl.Expr:
+    """The normalized form of a text column (the rules above), used as a match key."""
     return (
         pl.col(column)
         .str.normalize("NFKD")
@@ -43,6 +44,10 @@ def title_key_expr(column: str = "title") -> pl.Expr:
         .str.replace_all(r"[^\p{L}\p{N}]+", " ")
         .str.strip_chars()
     )
+
+
+def title_key_expr(column: str = "title") -> pl.Expr:
+    return key_expr(column)
 
 
 def title_key(title: str) -> str:

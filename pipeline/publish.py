@@ -59,15 +59,15 @@ class LocalGitTarget:
             return repo[sha].data
 
     def previous(self) -> tuple[dict[str, pl.DataFrame] | None, str]:
-        """The latest version's papers and sightings, and its changelog."""
+        """The latest version's published tables, and its changelog."""
         latest = release.latest_version(self.tags())
         if latest is None:
             return None, ""
         tables = {}
-        for name in ("papers", "sightings"):
+        for name in release.PUBLISHED:
             data = self.read(f"{card.CONFIGS[name]}/{release.SHARD}", latest)
-            table = schema.PAPERS if name == "papers" else schema.SIGHTINGS
-            tables[name] = schema.conform(pl.read_parquet(io.BytesIO(data)), table)
+            frame = pl.read_parquet(io.BytesIO(data)) if data is not None else schema.empty(schema.TABLES[name])
+            tables[name] = schema.conform(frame, schema.TABLES[name])
         return tables, (self.read("CHANGELOG.md", latest) or b"").decode()
 
     def publish(self, prepared: release.Prepared) -> Published:

@@ -66,8 +66,9 @@ def latest_version(existing: list[str]) -> str | None:
     return max(versions, key=version_key) if versions else None
 
 
-def diff(old: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
-    """What `new` added, changed (and in which columns) and removed relative to `old`, by paper_id."""
+def diff(old: pl.DataFrame | None, new: pl.DataFrame, aliases: pl.DataFrame | None = None) -> pl.DataFrame:
+    """What `new` added, changed (and in which columns) and removed relative to `old`, by paper_id;
+    a removed id that became an alias says which id it was merged into."""
     if old is None:
         old = schema.empty(schema.PAPERS)
     old = schema.conform(old, schema.PAPERS)
@@ -86,7 +87,11 @@ def diff(old: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
         ).list.drop_nulls(),
         title="title",
     ).filter(pl.col("columns").list.len() > 0)
-    return schema.conform(pl.concat([added, changed, removed]), schema.CHANGES).sort(["change", "paper_id"])
+    aliases = schema.empty(schema.ALIASES) if aliases is None else aliases
+    removed = removed.join(aliases.select(pl.col("alias_id").alias("paper_id"), pl.col("paper_id").alias("merged_into")),
+                           on="paper_id", how="left")
+    frames = [f.with_columns(merged_into=pl.lit(None, pl.String)) for f in (added, changed)] + [removed]
+    return schema.conform(pl.concat(frames), schema.CHANGES).sort(["change", "paper_id"])
 
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
@@ -102,25 +107,27 @@ def code_version() -> str:
         return "unknown"
 
 
-def prepare(papers: pl.DataFrame, sightings: pl.DataFrame, captures: pl.DataFrame,
+PUBLISHED = ("papers", "sightings", "aliases")  # the tables a release carries besides its changes
+
+
+def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
             previous: dict[str, pl.DataFrame] | None, existing_tags: list[str], old_changelog: str,
             now: dt.datetime, repo_id: str | None = None) -> Prepared | None:
-    """The files of the next version, or None when the data equal the previous version's."""
-    if previous is not None and papers.equals(previous["papers"]) and sightings.equals(previous["sightings"]):
+    """The files of the next version (`tables`: papers, sightings, aliases), or None when the data
+    equal the previous version's."""
+    if previous is not None and all(tables[t].equals(previous[t]) for t in PUBLISHED):
         return None
+    papers, sightings = tables["papers"], tables["sightings"]
     version = next_version(existing_tags, now.date())
     created_at = now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
-    changes = diff(previous["papers"] if previous else None, papers)
-    files = {
-        f"{card.CONFIGS['papers']}/{SHARD}": parquet_bytes(papers),
-        f"{card.CONFIGS['sightings']}/{SHARD}": parquet_bytes(sightings),
-        f"{card.CONFIGS['changes']}/{SHARD}": parquet_bytes(changes),
-    }
+    changes = diff(previous["papers"] if previous else None, papers, tables["aliases"])
+    files = {f"{card.CONFIGS[t]}/{SHARD}": parquet_bytes(tables[t]) for t in PUBLISHED}
+    files[f"{card.CONFIGS['changes']}/{SHARD}"] = parquet_bytes(changes)
     files["README.md"] = card.render(version, papers, sightings, captures.height, repo_id).encode()
     header = "# Changelog\n\n"
     body = old_changelog.removeprefix(header)
     files["CHANGELOG.md"] = (header + card.changelog_section(version, created_at, changes) + "\n" + body).encode()
-    counts = {"papers": papers.height, "sightings": sightings.height, "changes": changes.height}
+    counts = {**{t: tables[t].height for t in PUBLISHED}, "changes": changes.height}
     manifest = {
         "version": version,
         "created_at": created_at,

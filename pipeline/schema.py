@@ -94,11 +94,35 @@ SIGHTINGS = {
     "upvotes": pl.Int32,
 }
 
+MERGES = {  # how each listing was matched to its paper
+    "listing_id": pl.String,
+    "paper_id": pl.String,
+    "rule": pl.String,  # first | exact | arxiv_id | title_key | near_duplicate | title_only
+    "score": pl.Float32,  # 1 for exact rules, the MinHash Jaccard estimate otherwise
+}
+
+ALIASES = {  # ids that turned out to name the same paper as another
+    "alias_id": pl.String,
+    "paper_id": pl.String,  # the surviving id
+}
+
+RESOLVER_STATE = {  # what resolution keeps between runs: every record, its paper, its signature
+    "record_id": pl.String,
+    "paper_id": pl.String,
+    "arxiv_id": pl.String,
+    "title_key": pl.String,
+    "abstract_key": pl.String,
+    "rule": pl.String,
+    "score": pl.Float32,
+    "signature": pl.Binary,  # MinHash signature, uint32 little-endian
+}
+
 CHANGES = {
     "paper_id": pl.String,
     "change": pl.String,  # added | changed | removed
     "columns": pl.List(pl.String),  # for "changed": which columns differ
     "title": pl.String,
+    "merged_into": pl.String,  # for "removed": the id it became an alias of, if it did
 }
 
 TABLES = {
@@ -107,6 +131,9 @@ TABLES = {
     "rejects": REJECTS,
     "papers": PAPERS,
     "sightings": SIGHTINGS,
+    "merges": MERGES,
+    "aliases": ALIASES,
+    "resolver_state": RESOLVER_STATE,
 }
 
 # What each column of the published tables means: the dataset card's column table is made from it.
@@ -135,7 +162,11 @@ DESCRIPTIONS = {
     "source": "Kind of page: hf_daily_api, hf_search_api, hf_paper_api, hf_html or text_capture",
     "position": "Position of the entry on its page, from 0",
     "change": "added, changed or removed since the previous version",
+    "alias_id": "An id that named a paper before it turned out to be the same as another",
+    "rule": "How the listing was matched to its paper",
+    "score": "Similarity behind the match (1 for exact rules)",
     "columns": "For a changed paper, the columns whose values changed",
+    "merged_into": "For a removed paper that turned out to be another, the id that survives",
 }
 
 

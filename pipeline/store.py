@@ -19,7 +19,7 @@ from pipeline import schema
 from pipeline.paths import DataDir
 
 # captures last: its view counts the listings and rejects of each capture.
-VIEW_TABLES = ("listings", "rejects", "papers", "sightings", "captures")
+VIEW_TABLES = ("listings", "rejects", "papers", "sightings", "merges", "aliases", "captures")
 
 
 @contextmanager

@@ -2,48 +2,127 @@ import datetime as dt
 
 import polars as pl
 
-from pipeline import schema
-from pipeline.dedup import resolve
+from pipeline import dedup, schema
 from pipeline.parse import to_frames
 
 UTC = dt.timezone.utc
+LONG = ("We propose a method for learning sparse widgets from dense data. Our approach combines gradient "
+        "estimates with a new regulariser and scales to millions of examples. Experiments on four benchmarks "
+        "show consistent gains over strong baselines, and ablations explain where the gains come from.")
+OTHER = ("Large language models memorise their training data. We measure how much, across scales and domains, "
+         "and find that duplication in the corpus drives most of it; deduplicating cuts memorisation tenfold.")
 
 
-def listing(n, title, captured, **fields):
-    return {"listing_id": f"c{n}:0", "capture_id": f"c{n}", "position": 0, "title": title,
+def listing(n, title, captured=(2026, 1, 1), **fields):
+    return {"listing_id": f"c{n:03d}:0", "capture_id": f"c{n:03d}", "position": 0, "title": title,
             "captured_at": dt.datetime(*captured, tzinfo=UTC), "source": "text_capture", **fields}
+
+
+def resolve(rows, **kw):
+    return dedup.resolve(to_frames(rows, [])[0], **kw)
+
+
+def paper_of(res, n):
+    return res.merges.filter(pl.col("listing_id") == f"c{n:03d}:0")["paper_id"].item()
 
 
 def test_merge_policy_per_column():
     rows = [
-        listing(1, "Widgets: A Study", (2026, 1, 1), abstract="old abstract", upvotes=3, author_count=2,
+        listing(1, "Widgets: A Study", (2026, 1, 1), abstract=LONG, upvotes=3, author_count=2,
                 published_on=dt.date(2025, 12, 1), published_on_basis="explicit"),
-        listing(2, "widgets - a study", (2026, 1, 5), abstract="new abstract", upvotes=None,
+        listing(2, "widgets - a study", (2026, 1, 5), abstract=LONG, upvotes=None,
                 arxiv_id="2501.01230", published_on=dt.date(2025, 12, 2), published_on_basis="year_inferred"),
         listing(3, "WIDGETS: a study", (2026, 1, 3), abstract=None, upvotes=7, organization="org",
                 published_on=dt.date(2025, 12, 1), published_on_basis="explicit"),
-        listing(4, "Another paper", (2026, 1, 2), abstract="x", author_count=1),
+        listing(4, "Another paper", (2026, 1, 2), abstract=OTHER, author_count=1),
     ]
-    listings, _ = to_frames(rows, [])
-    papers, sightings = resolve(listings)
-    assert papers.height == 2 and sightings.height == 4
-    p = papers.filter(pl.col("n_sightings") == 3).row(0, named=True)
+    res = resolve(rows)
+    assert res.papers.height == 2 and res.sightings.height == 4
+    p = res.papers.filter(pl.col("n_sightings") == 3).row(0, named=True)
     assert p["title"] == "widgets - a study"          # latest sighting's
-    assert p["abstract"] == "new abstract"            # latest that has one
+    assert p["abstract"] == LONG
     assert p["arxiv_id"] == "2501.01230"              # from any sighting that has it
     assert p["upvotes"] == 7                          # latest capture that showed upvotes
     assert p["published_on"] == dt.date(2025, 12, 1)  # an explicit year beats an inferred one
     assert p["author_count"] == 2 and p["organization"] == "org"
-    assert p["first_seen_at"] == dt.datetime(2026, 1, 1, tzinfo=UTC)
-    assert p["last_seen_at"] == dt.datetime(2026, 1, 5, tzinfo=UTC)
-    assert p["sources"] == ["text_capture"]
-    history = sightings.filter(pl.col("paper_id") == p["paper_id"]).sort("captured_at")["upvotes"].to_list()
+    assert (p["first_seen_at"], p["last_seen_at"]) == (dt.datetime(2026, 1, 1, tzinfo=UTC), dt.datetime(2026, 1, 5, tzinfo=UTC))
+    history = res.sightings.filter(pl.col("paper_id") == p["paper_id"]).sort("captured_at")["upvotes"].to_list()
     assert history == [3, 7, None]
-    assert papers.schema == pl.Schema(schema.PAPERS)
+    rules = dict(res.merges.select("listing_id", "rule").iter_rows())
+    assert rules["c001:0"] == "first" and rules["c002:0"] == "title_key" and rules["c003:0"] == "title_only"
+    assert res.papers.schema == pl.Schema(schema.PAPERS)
 
 
-def test_ids_do_not_depend_on_order_or_other_papers():
-    rows = [listing(1, "Alpha", (2026, 1, 1), abstract="a"), listing(2, "Beta", (2026, 1, 2), abstract="b")]
-    first, _ = resolve(to_frames(rows, [])[0])
-    second, _ = resolve(to_frames(rows[::-1][:1], [])[0])
-    assert first.filter(pl.col("title") == "Beta")["paper_id"].item() == second["paper_id"].item()
+def test_same_title_different_abstract_stays_apart_but_truncation_merges():
+    res = resolve([
+        listing(1, "Attention Is All You Need", abstract=LONG),
+        listing(2, "Attention is all you need", abstract=OTHER),
+        listing(3, "Attention Is All You Need!", abstract=LONG[:120] + "..."),
+        listing(4, "Attention Is All You Need", abstract=None),  # ambiguous: two papers have this title
+    ])
+    assert paper_of(res, 1) != paper_of(res, 2)
+    assert paper_of(res, 3) == paper_of(res, 1)
+    assert paper_of(res, 4) not in (paper_of(res, 1), paper_of(res, 2))
+
+
+def test_near_duplicate_with_revised_title_and_latex():
+    res = resolve([
+        listing(1, "Sparse Widgets for Dense Retrieval", abstract=LONG.replace("four", "4")),
+        listing(2, "Towards Sparse Widgets for Dense Retrieval", abstract=LONG.replace("regulariser", "regulariser \\%")),
+    ])
+    assert paper_of(res, 1) == paper_of(res, 2)
+    (rule, score) = res.merges.filter(pl.col("listing_id") == "c002:0").select("rule", "score").row(0)
+    assert rule == "near_duplicate" and score >= dedup.NEAR_JACCARD
+
+
+def test_different_arxiv_ids_never_merge():
+    res = resolve([listing(1, "Same", abstract=LONG, arxiv_id="2501.00001"),
+                   listing(2, "Same", abstract=LONG, arxiv_id="2501.00002"),
+                   listing(3, "Totally different title", abstract=OTHER, arxiv_id="2501.00001")])
+    assert paper_of(res, 1) != paper_of(res, 2)
+    assert paper_of(res, 3) == paper_of(res, 1)  # the arXiv id pass
+
+
+def test_ids_are_stable_across_runs_and_new_papers_do_not_move_old_ids():
+    first = resolve([listing(1, "Alpha", abstract=LONG), listing(2, "Beta", abstract=OTHER)])
+    ids = {n: paper_of(first, n) for n in (1, 2)}
+    later = [listing(1, "Alpha", abstract=LONG), listing(2, "Beta", abstract=OTHER),
+             listing(3, "Alpha: revised", (2025, 6, 1), abstract=LONG, arxiv_id="2506.00001"),
+             listing(4, "Gamma", abstract="Something else entirely, a third paper about gamma rays and more.")]
+    for kw in ({"state": first.state, "aliases": first.aliases},
+               {"previous_ids": first.sightings.select("listing_id", "paper_id")}):
+        again = resolve(later, **kw)
+        assert {n: paper_of(again, n) for n in (1, 2)} == ids
+        assert paper_of(again, 3) == ids[1]  # an earlier sighting with an arXiv id joins, the id stays
+        assert again.papers.height == 3
+
+
+def test_two_papers_that_turn_out_one_keep_the_older_id_and_alias_the_other():
+    words = LONG.split()
+    first = resolve([listing(1, "Widget Learning", (2026, 1, 1), abstract=" ".join(words[:20])),
+                     listing(2, "Widget Learning at Scale", (2026, 1, 2), abstract=LONG)])
+    a, b = paper_of(first, 1), paper_of(first, 2)
+    assert a != b
+    bridged = resolve([listing(1, "Widget Learning", (2026, 1, 1), abstract=" ".join(words[:20])),
+                       listing(2, "Widget Learning at Scale", (2026, 1, 2), abstract=LONG),
+                       listing(3, "Widget Learning", (2026, 1, 3), abstract=LONG)],
+                      state=first.state, aliases=first.aliases)
+    assert {paper_of(bridged, n) for n in (1, 2, 3)} == {a}
+    assert bridged.aliases.rows() == [(b, a)]
+
+
+def test_incremental_resolution_equals_resolving_everything():
+    import random
+
+    r = random.Random(3)
+    vocab = sorted(set((LONG + " " + OTHER).replace(".", "").replace(",", "").split()))
+    abstracts = [" ".join(r.choices(vocab, k=40)) for _ in range(30)]
+    rows = [listing(i, f"Paper number {i} on widgets", abstract=abstracts[i]) for i in range(30)]
+    rows += [listing(40, "Paper number 3 on widgets", (2026, 2, 1), abstract=abstracts[3][:150] + "..."),
+             listing(41, "Paper Number 25 on Widgets", (2026, 2, 2), abstract=abstracts[25])]
+    full = resolve(rows)
+    step = resolve(rows[:20])
+    incremental = resolve(rows, state=step.state, aliases=step.aliases)
+    assert full.papers.height == 30
+    assert incremental.papers.equals(full.papers)
+    assert incremental.merges.select("listing_id", "paper_id").equals(full.merges.select("listing_id", "paper_id"))

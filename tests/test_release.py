@@ -34,10 +34,10 @@ def test_no_change_prepares_nothing():
     sightings = schema.empty(schema.SIGHTINGS)
     captures = schema.empty(schema.CAPTURES)
     now = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
-    first = release.prepare(papers, sightings, captures, None, [], "", now)
+    tables = {"papers": papers, "sightings": sightings, "aliases": schema.empty(schema.ALIASES)}
+    first = release.prepare(tables, captures, None, [], "", now)
     assert first is not None and first.version == "v2026.11.22"
-    previous = {"papers": papers, "sightings": sightings}
-    assert release.prepare(papers, sightings, captures, previous, [first.version], "", now) is None
-    bumped = papers.with_columns(upvotes=pl.lit(2, pl.Int32))
-    second = release.prepare(bumped, sightings, captures, previous, [first.version], "", now)
+    assert release.prepare(tables, captures, tables, [first.version], "", now) is None
+    bumped = {**tables, "papers": papers.with_columns(upvotes=pl.lit(2, pl.Int32))}
+    second = release.prepare(bumped, captures, tables, [first.version], "", now)
     assert second.version == "v2026.11.22.1" and second.changes["change"].to_list() == ["changed"]

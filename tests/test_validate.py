@@ -22,7 +22,7 @@ def tables(tmp_path_factory):
     data_dir = DataDir.resolve(tmp_path_factory.mktemp("data"))
     captures = import_folder(data_dir, SAMPLES, set())
     listings, _ = parse_captures(captures, data_dir.root)
-    papers, _ = dedup.resolve(listings)
+    papers = dedup.resolve(listings).papers
     return {"listings": listings, "papers": papers}
 
 

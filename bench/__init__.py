@@ -1,0 +1,1 @@
+"""Benchmarks and the corpora they run on (see bench/README.md)."""
