@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import re
 import unicodedata
 from pathlib import Path
 
@@ -41,23 +40,23 @@ def base_papers() -> list[dict]:
 
 
 class Synth:
-    """Distinct new papers from the samples' title words and abstract sentences."""
+    """Distinct new papers from the samples' title and abstract words (word frequencies kept, so
+    common words are common), which share no more phrasing than unrelated papers do."""
 
     def __init__(self, base: list[dict], rng: random.Random):
         self.rng = rng
         self.title_words = sorted({w for p in base for w in p["title"].split() if len(w) > 2})
-        self.sentences = sorted({s.strip() for p in base for s in re.split(r"(?<=[.!?])\s+", p["abstract"] or "")
-                                 if len(s) > 40})
+        self.words = [w for p in base for w in (p["abstract"] or "").split()]
         self.count = 0
 
     def paper(self) -> dict:
         self.count += 1
         r = self.rng
         title = " ".join(r.sample(self.title_words, r.randint(5, 11)))
-        abstract = " ".join(r.sample(self.sentences, r.randint(4, 8)))
+        abstract = " ".join(r.choices(self.words, k=r.randint(80, 220))) + "."
         return {"title": title, "abstract": abstract, "author_count": r.randint(1, 12), "organization": None,
                 "published_on": dt.date(2023, 1, 1) + dt.timedelta(days=r.randint(0, 1000)),
-                "arxiv_id": f"{r.randint(2301, 2612)}.{self.count:05d}"}
+                "arxiv_id": f"{23 + self.count // 1_200_000}{1 + self.count // 100_000 % 12:02d}.{self.count % 100_000:05d}"}
 
 
 # --- perturbations: what the same paper looks like on another page, day or format ---------------
@@ -115,7 +114,7 @@ def _revise_abstract(a, r):
 TITLE_NOISE = [_case, _spaces, _punct, _latex, _unicode]
 
 
-def sighting(paper: dict, r: random.Random, hard: bool) -> dict:
+def sighting(paper: dict, r: random.Random, hard: bool, source: str | None = None) -> dict:
     """One listing of `paper`: light noise always, a revision or truncation sometimes."""
     title, abstract = paper["title"], paper["abstract"]
     for f in r.sample(TITLE_NOISE, r.randint(0, 2)):
@@ -130,7 +129,7 @@ def sighting(paper: dict, r: random.Random, hard: bool) -> dict:
             abstract = _revise_abstract(abstract, r)
     if r.random() < 0.3:
         abstract = _latex(abstract, r)
-    source = r.choice(SOURCES)
+    source = source or r.choice(SOURCES)
     api = source != "text_capture"
     return {"title": clean_text(title), "abstract": clean_text(abstract),
             "arxiv_id": paper.get("arxiv_id") if api and r.random() < 0.9 else None,
@@ -188,14 +187,15 @@ def listings_corpus(n: int, seed: int = 11, dup_share: float = 0.6, near_share: 
     rows = []
     start = dt.datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(n):
+        c = i // per_capture
+        source = SOURCES[c % len(SOURCES)]  # one kind of page per capture
         if papers and r.random() < dup_share:
             p = papers[r.randrange(len(papers))]
-            row = sighting(p, r, hard=r.random() < near_share / dup_share)
+            row = sighting(p, r, hard=r.random() < near_share / dup_share, source=source)
         else:
             p = synth.paper()
             papers.append(p)
-            row = sighting(p, r, hard=False)
-        c = i // per_capture
+            row = sighting(p, r, hard=False, source=source)
         row.update(capture_id=f"{c:064x}", position=i % per_capture, listing_id=f"{c:064x}:{i % per_capture}",
                    captured_at=start + dt.timedelta(minutes=c))
         rows.append(row)

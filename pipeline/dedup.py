@@ -42,7 +42,9 @@ from rensa import RMinHash
 from pipeline import schema
 from pipeline.normalize import key_expr
 
-NUM_PERM, BANDS, ROWS, SHINGLE, SEED = 64, 32, 2, 3, 1729
+# 32 bands of 4: pairs at Jaccard 0.5 become candidates with p = 0.87, at 0.6 with p = 0.99, at 0.2
+# with p = 0.05, so few pairs need checking.
+NUM_PERM, BANDS, ROWS, SHINGLE, SEED = 128, 32, 4, 3, 1729
 NEAR_JACCARD = 0.5
 TITLE_JACCARD = 0.3
 PREFIX_MIN_CHARS = 80  # a shorter abstract is too little to call another a truncation of it
@@ -65,11 +67,17 @@ def short_hash(expr: pl.Expr) -> pl.Expr:
     return expr.chash.sha2_256().str.slice(0, 16)
 
 
-def with_record_keys(listings: pl.DataFrame) -> pl.DataFrame:
-    keyed = listings.with_columns(abstract_key=key_expr("abstract"))
-    return keyed.with_columns(record_id=short_hash(pl.concat_str(
-        [pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
-        separator="\x1f")))
+def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
+    """`listings` with their abstract key and record id; `known` (listing_id, record_id, abstract_key)
+    spares the listings resolved before the work."""
+    old = listings.join(known, on="listing_id", how="inner")
+    new = listings.join(known, on="listing_id", how="anti")
+    # Normalizing is the costly part, and most abstracts are seen many times: once per distinct text.
+    abstracts = new.select("abstract").unique().with_columns(abstract_key=key_expr("abstract"))
+    keyed = new.join(abstracts, on="abstract", how="left", nulls_equal=True).with_columns(record_id=short_hash(
+        pl.concat_str([pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
+                      separator="\x1f")))
+    return pl.concat([old, keyed], how="diagonal")
 
 
 def signatures(records: pl.DataFrame) -> np.ndarray:
@@ -110,14 +118,19 @@ def signatures(records: pl.DataFrame) -> np.ndarray:
 def band_keys(sig: np.ndarray) -> np.ndarray:
     """One uint64 key per LSH band (BANDS bands of ROWS signature values)."""
     bands = sig.reshape(len(sig), BANDS, ROWS).astype(np.uint64)
-    return bands[:, :, 0] * np.uint64(0x9E3779B97F4A7C15) + bands[:, :, 1]
+    key = np.zeros(bands.shape[:2], dtype=np.uint64)
+    for j in range(ROWS):
+        key = key * np.uint64(0x9E3779B97F4A7C15) + bands[:, :, j]
+    return key
 
 
-def jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """MinHash Jaccard estimates of the record pairs (a[i], b[i])."""
-    if len(a) == 0:
-        return np.zeros(0, dtype=np.float32)
-    return (sig[a] == sig[b]).mean(axis=1).astype(np.float32)
+def jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+    """MinHash Jaccard estimates of the record pairs (a[i], b[i]), a chunk at a time."""
+    out = np.empty(len(a), dtype=np.float32)
+    for start in range(0, len(a), chunk):
+        end = start + chunk
+        out[start:end] = (sig[a[start:end]] == sig[b[start:end]]).mean(axis=1)
+    return out
 
 
 class _Components:
@@ -186,16 +199,21 @@ def _empty_state() -> pl.DataFrame:
     return schema.empty(schema.RESOLVER_STATE)
 
 
-def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None,
+def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
             previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
 
-    `state`: the previous resolution's records (their papers and signatures are reused);
-    `previous_ids`: listing_id -> paper_id of the previous release, used when there is no state."""
+    `state` and `merges`: the previous resolution's records and listings (their papers, keys and
+    signatures are reused); `previous_ids`: listing_id -> paper_id of the previous release, used
+    when there is no state."""
     aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
-    keyed = with_record_keys(listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != "")))
-    records = keyed.group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()).sort("record_id")
     state = _empty_state() if state is None else schema.conform(state, schema.RESOLVER_STATE)
+    known = (schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)).select(
+        "listing_id", "record_id").join(state.select("record_id", "abstract_key"), on="record_id")
+    listings = listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
+    # Matching works on a narrow frame; the wide listings are read once more, to make the papers.
+    keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract"), known)
+    records = keyed.group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()).sort("record_id")
     known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
     if previous_ids is not None and previous_ids.height:
         from_release = (keyed.select("record_id", "listing_id")
@@ -267,12 +285,12 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None,
     root = np.array([comps.find(i) for i in range(n)], dtype=np.int64)
     assigned = known.select("record_id", "paper_id").with_columns(
         root=pl.Series(root), rule=pl.Series(rule, dtype=pl.String), score=pl.Series(score, dtype=pl.Float32))
-    return _finish(keyed, known, assigned, sig, aliases)
+    return _finish(listings, keyed, known, assigned, sig, aliases)
 
 
-def _finish(keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame, sig: np.ndarray,
-            aliases: pl.DataFrame) -> Resolution:
-    listings = keyed.join(assigned.select("record_id", "root", "rule", "score"), on="record_id")
+def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
+            sig: np.ndarray, aliases: pl.DataFrame) -> Resolution:
+    listings = keyed.drop("abstract").join(assigned.select("record_id", "root", "rule", "score"), on="record_id")
     # Per component: the old ids it holds (earliest first sighting survives) or a new id.
     seen = listings.group_by("root").agg(
         first_listing=pl.col("listing_id").sort_by(["captured_at", "listing_id"]).first())
@@ -292,14 +310,15 @@ def _finish(keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame, si
                          on="paper_id", how="left")
                    .with_columns(paper_id=pl.coalesce("to", "paper_id")).drop("to").unique("alias_id").sort("alias_id"))
 
-    listings = listings.join(ids.select("root", "paper_id"), on="root")
-    ordered = listings.sort(["captured_at", "listing_id"]).with_columns(
-        basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1))
-    merges = ordered.with_columns(
+    listings = listings.join(ids.select("root", "paper_id"), on="root").sort(["captured_at", "listing_id"])
+    merges = listings.with_columns(
         rule=pl.when(pl.col("listing_id") == pl.col("listing_id").first().over("paper_id")).then(pl.lit("first"))
         .when(pl.col("record_id").cum_count().over("paper_id", "record_id") > 1).then(pl.lit("exact"))
         .otherwise(pl.col("rule")),
     ).with_columns(score=pl.when(pl.col("rule").is_in(["first", "exact"])).then(pl.lit(1.0)).otherwise(pl.col("score")))
+    ordered = (wide.lazy().join(listings.lazy().select("listing_id", "paper_id"), on="listing_id")
+               .sort(["captured_at", "listing_id"])
+               .with_columns(basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1)))
     papers = ordered.group_by("paper_id").agg(
         *[pl.col(c).drop_nulls().last() for c in _LATEST],
         pl.col("published_on").sort_by("basis_rank", maintain_order=True).drop_nulls().last(),
@@ -308,6 +327,7 @@ def _finish(keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame, si
         pl.len().cast(pl.Int32).alias("n_sightings"),
         pl.col("source").unique().sort().alias("sources"),
     )
+    papers, sightings = pl.collect_all([papers, ordered.select(list(schema.SIGHTINGS))])
     record_paper = listings.select("record_id", "paper_id").unique("record_id")
     state = (known.select("record_id", "arxiv_id", "title_key", "abstract_key")
              .with_columns(signature=pl.Series([row.tobytes() for row in sig], dtype=pl.Binary))
@@ -315,7 +335,7 @@ def _finish(keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame, si
              .join(assigned.select("record_id", "rule", "score"), on="record_id"))
     return Resolution(
         papers=schema.conform(papers, schema.PAPERS).sort(["published_on", "paper_id"], nulls_last=True),
-        sightings=schema.conform(ordered, schema.SIGHTINGS).sort(["paper_id", "captured_at", "listing_id"]),
+        sightings=schema.conform(sightings, schema.SIGHTINGS).sort(["paper_id", "captured_at", "listing_id"]),
         merges=schema.conform(merges, schema.MERGES).sort("listing_id"),
         aliases=all_aliases,
         state=schema.conform(state, schema.RESOLVER_STATE).sort("record_id"),

@@ -97,6 +97,7 @@ SIGHTINGS = {
 MERGES = {  # how each listing was matched to its paper
     "listing_id": pl.String,
     "paper_id": pl.String,
+    "record_id": pl.String,  # listings agreeing on arXiv id, title key and abstract key share one
     "rule": pl.String,  # first | exact | arxiv_id | title_key | near_duplicate | title_only
     "score": pl.Float32,  # 1 for exact rules, the MinHash Jaccard estimate otherwise
 }
@@ -165,6 +166,7 @@ DESCRIPTIONS = {
     "alias_id": "An id that named a paper before it turned out to be the same as another",
     "rule": "How the listing was matched to its paper",
     "score": "Similarity behind the match (1 for exact rules)",
+    "record_id": "Listings that agree on arXiv id, normalized title and normalized abstract share a record",
     "columns": "For a changed paper, the columns whose values changed",
     "merged_into": "For a removed paper that turned out to be another, the id that survives",
 }

@@ -10,7 +10,7 @@ import polars as pl
 from assets.definitions import ALL_ASSETS
 from assets.resources import DataDirResource
 from pipeline.publish import LocalGitTarget
-from render import api_item, block_page
+from bench.render import api_item, block_page
 
 
 def run(data_dir, captures_dir):

@@ -20,7 +20,7 @@ def test_run_then_query(data_dir):
     done = run(["run"], data_dir)
     assert done.returncode == 0, done.stderr
     assert "165 rows" in done.stdout and "version v" in done.stdout
-    assert "parsed 3 captures: 178 listings, 0 rejects" in done.stderr  # progress in the Dagster log
+    assert "parsed 3 new captures (3 in all): 178 new listings, 0 new rejects" in done.stderr  # progress
     assert (data_dir / "dagster" / "dagster.yaml").exists()  # the instance the UI opens
     assert list((data_dir / "dagster" / "storage").iterdir())  # the run is recorded there
     query = run(["query", "SELECT count(*) AS n FROM papers"], data_dir)

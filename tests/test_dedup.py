@@ -89,7 +89,8 @@ def test_ids_are_stable_across_runs_and_new_papers_do_not_move_old_ids():
     later = [listing(1, "Alpha", abstract=LONG), listing(2, "Beta", abstract=OTHER),
              listing(3, "Alpha: revised", (2025, 6, 1), abstract=LONG, arxiv_id="2506.00001"),
              listing(4, "Gamma", abstract="Something else entirely, a third paper about gamma rays and more.")]
-    for kw in ({"state": first.state, "aliases": first.aliases},
+    for kw in ({"state": first.state, "merges": first.merges, "aliases": first.aliases},
+               {"state": first.state, "aliases": first.aliases},
                {"previous_ids": first.sightings.select("listing_id", "paper_id")}):
         again = resolve(later, **kw)
         assert {n: paper_of(again, n) for n in (1, 2)} == ids
@@ -106,7 +107,7 @@ def test_two_papers_that_turn_out_one_keep_the_older_id_and_alias_the_other():
     bridged = resolve([listing(1, "Widget Learning", (2026, 1, 1), abstract=" ".join(words[:20])),
                        listing(2, "Widget Learning at Scale", (2026, 1, 2), abstract=LONG),
                        listing(3, "Widget Learning", (2026, 1, 3), abstract=LONG)],
-                      state=first.state, aliases=first.aliases)
+                      state=first.state, merges=first.merges, aliases=first.aliases)
     assert {paper_of(bridged, n) for n in (1, 2, 3)} == {a}
     assert bridged.aliases.rows() == [(b, a)]
 
@@ -122,7 +123,7 @@ def test_incremental_resolution_equals_resolving_everything():
              listing(41, "Paper Number 25 on Widgets", (2026, 2, 2), abstract=abstracts[25])]
     full = resolve(rows)
     step = resolve(rows[:20])
-    incremental = resolve(rows, state=step.state, aliases=step.aliases)
+    incremental = resolve(rows, state=step.state, merges=step.merges, aliases=step.aliases)
     assert full.papers.height == 30
     assert incremental.papers.equals(full.papers)
     assert incremental.merges.select("listing_id", "paper_id").equals(full.merges.select("listing_id", "paper_id"))

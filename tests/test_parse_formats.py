@@ -8,7 +8,7 @@ import pytest
 from pipeline import parse
 from pipeline.parse import api_json, html_page as html_parser, text_compact
 from pipeline.parse.common import ParseContext, Reject
-from render import api_item, compact_page, html_page
+from bench.render import api_item, compact_page, html_page
 from conftest import ROOT, SAMPLE_FILES
 
 NOW = dt.datetime(2026, 3, 7, 12, tzinfo=dt.timezone.utc)

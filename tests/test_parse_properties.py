@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from pipeline import parse
 from pipeline.normalize import clean_text
-from render import api_item, block_page, compact_page, html_page
+from bench.render import api_item, block_page, compact_page, html_page
 from conftest import SAMPLE_FILES
 
 CAPTURED = dt.date(2026, 5, 7)

@@ -4,7 +4,7 @@ import pytest
 
 from pipeline.parse import text_block
 from pipeline.parse.common import ParseContext, Reject, resolve_month_day
-from render import block_page
+from bench.render import block_page
 from conftest import SAMPLES
 
 CAPTURED = {  # the day each sample was saved, and how many entries it shows

@@ -14,13 +14,14 @@ from assets.resources import DataDirResource
 from pipeline import release
 from pipeline.paths import DataDir
 from pipeline.publish import LocalGitTarget
-from render import block_page
+from bench.render import block_page
 
 
-def materialize(data_dir, captures_dir=None):
+def materialize(data_dir, captures_dir=None, full_refresh=False):
     config = {"captures_dir": str(captures_dir)} if captures_dir else {}
     result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir))},
-                            run_config={"ops": {"captures": {"config": config}}})
+                            run_config={"ops": {"captures": {"config": config},
+                                                "parse_captures": {"config": {"full_refresh": full_refresh}}}})
     assert result.success
     return {e.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
@@ -82,6 +83,17 @@ def test_second_run_changes_nothing(first_run, data_dir):
     assert again["release"]["published"].value is False
     assert {p.name: p.read_bytes() for p in (data_dir / "tables").glob("*.parquet")} == before
     assert LocalGitTarget(data_dir / "releases").tags() == [first_run["release"]["version"].value]
+
+
+def test_incremental_runs_equal_a_full_refresh(first_run, data_dir, captures_copy):
+    (captures_copy / "extra.txt").write_text(block_page([
+        {"title": "Another New Paper", "abstract": "Text about new things.", "author_count": 1,
+         "published_on": dt.date(2026, 6, 1)}], dt.date(2026, 6, 2)), encoding="utf-8")
+    materialize(data_dir, captures_copy)
+    incremental = {p.name: pl.read_parquet(p) for p in (data_dir / "tables").glob("*.parquet")}
+    materialize(data_dir, captures_copy, full_refresh=True)
+    for name, frame in incremental.items():
+        assert pl.read_parquet(data_dir / "tables" / name).sort(frame.columns[0]).equals(frame.sort(frame.columns[0])), name
 
 
 def test_added_capture_makes_a_new_version_naming_what_changed(first_run, data_dir, captures_copy):

@@ -110,11 +110,21 @@ def to_frames(listings: list[dict], rejects: list[dict]) -> tuple[pl.DataFrame, 
     return frame, schema.conform(rejects, schema.REJECTS)
 
 
+BATCH_ROWS = 50_000
+
+
 def parse_captures(captures: pl.DataFrame, data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`listings` and `rejects` for every capture, read back from the raw store (no network)."""
-    listings, rejects = [], []
+    """`listings` and `rejects` for every capture, read back from the raw store (no network).
+    Rows become columns a batch at a time, so memory holds Python objects for one batch only."""
+    listing_frames, reject_frames, listings, rejects = [], [], [], []
     for capture in captures.iter_rows(named=True):
         rows, bad = parse_capture(capture, (data_dir / capture["raw_path"]).read_bytes())
         listings.extend(rows)
         rejects.extend(bad)
-    return to_frames(listings, rejects)
+        if len(listings) >= BATCH_ROWS:
+            frames = to_frames(listings, rejects)
+            listing_frames.append(frames[0])
+            reject_frames.append(frames[1])
+            listings, rejects = [], []
+    frames = to_frames(listings, rejects)
+    return pl.concat([*listing_frames, frames[0]]), pl.concat([*reject_frames, frames[1]])

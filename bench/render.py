@@ -1,4 +1,4 @@
-"""Render listing entries into the page layouts the parsers read (test helper)."""
+"""Render listing entries into the page layouts the parsers read (for tests and generated corpora)."""
 
 from __future__ import annotations
 
