@@ -1,6 +1,8 @@
 """`papers`: the command line for users without the Dagster UI.
 
     papers run [--captures DIR] [--captured-at TIME]   materialize every asset through Dagster
+    papers scrape --from DATE [--to DATE] [--refresh]  fetch the Hub's daily papers, a partition a day
+    papers scrape --search QUERY... [--page URL...]    fetch search results and papers pages
     papers parse FILE...                               print each file's listings and rejects as JSON lines
     papers query SQL                                   run read-only SQL against the DuckDB catalog
     papers ui                                          open the Dagster UI on the same instance
@@ -45,7 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config["captured_at"] = args.captured_at
     run_config = {
         "ops": {"captures": {"config": config}},
-        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        "loggers": {"terminal": {}},
     }
     print(f"data directory: {data_dir.root}\nDagster instance: {home}", file=sys.stderr)
     with dg.DagsterInstance.get() as instance:
@@ -61,11 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             if "data_docs" in md:
                 print(f"    data docs: {md['data_docs'].value}")
     blocked = [c.check_name for c in checks if not c.passed and c.severity.value == "ERROR"]
-    if not result.success or blocked:
-        failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        why = f"blocking check {', '.join(blocked)} failed: nothing downstream of it ran, no release was made" \
-            if blocked else f"failed in {', '.join(failed) or 'the run'}; see the logs above"
-        print(f"run {result.run_id} {why}", file=sys.stderr)
+    if blocked:
+        print(f"run {result.run_id}: blocking check {', '.join(blocked)} failed: nothing downstream of it ran, "
+              "no release was made", file=sys.stderr)
+        return 1
+    if _report_failure(result, f"run {result.run_id}"):
         return 1
     print(f"run {result.run_id} succeeded")
     for event in result.get_asset_materialization_events():
@@ -77,6 +79,55 @@ def cmd_run(args: argparse.Namespace) -> int:
             facts.append(f"version {md['version'].value}" + ("" if md["published"].value else " (unchanged)"))
         print(f"  {mat.asset_key.to_user_string():<10} " + ", ".join(f for f in facts if f))
     return 0
+
+
+def cmd_scrape(args: argparse.Namespace) -> int:
+    """Fetch through Dagster (recorded in the instance the UI shows); `papers run` then processes."""
+    import dagster as dg
+
+    from assets.definitions import defs
+    from assets.sources import daily_papers, searched_papers
+
+    data_dir = DataDir.resolve()
+    _dagster_home(data_dir)
+    days = []
+    if args.date_from:
+        start = dt.date.fromisoformat(args.date_from)
+        end = dt.date.fromisoformat(args.date_to) if args.date_to else start
+        days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    failed = 0
+    logging = {"loggers": {"terminal": {}}}
+    with dg.DagsterInstance.get() as instance:
+        for n, day in enumerate(days, 1):
+            print(f"[{n}/{len(days)}] daily papers of {day}", file=sys.stderr)
+            result = defs.resolve_job_def("daily_scrape_job").execute_in_process(
+                instance=instance, partition_key=day.isoformat(), raise_on_error=False,
+                run_config={**logging, "ops": {"daily_papers": {"config": {"refresh": args.refresh}}}})
+            failed += _report_failure(result, f"daily papers of {day}")
+        if args.search or args.page:
+            job = dg.define_asset_job("search_job", selection=[searched_papers])
+            result = dg.Definitions(assets=defs.assets, jobs=[job], resources=defs.resources).resolve_job_def(
+                "search_job").execute_in_process(instance=instance, raise_on_error=False, run_config={
+                    **logging, "ops": {"searched_papers": {"config": {"queries": args.search or [],
+                                                                      "page_urls": args.page or []}}}})
+            failed += _report_failure(result, "search")
+    if failed:
+        print(f"papers scrape: {failed} run(s) failed", file=sys.stderr)
+        return 1
+    print("fetched; `papers run` parses, validates, resolves and releases them", file=sys.stderr)
+    return 0
+
+
+def _report_failure(result, what: str) -> bool:
+    """Print why a run failed, in one line a failed step; True when it failed."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error.cause is not None:  # Dagster's wrapping errors first, the user's reason last
+                error = error.cause
+            message = error.message.strip().splitlines()[0]
+            print(f"papers: {what}: {message.split('Failure: ', 1)[-1]}", file=sys.stderr)
+    return not result.success
 
 
 def cmd_parse(args: argparse.Namespace) -> int:
@@ -144,6 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--captures", metavar="DIR", help="import this folder's captures instead of the bundled samples")
     run.add_argument("--captured-at", metavar="TIME", help="ISO-8601 capture time for every file imported")
     run.set_defaults(func=cmd_run)
+    scrape = sub.add_parser("scrape", help="fetch the Hub's daily papers, search results or pages")
+    scrape.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD) of daily papers")
+    scrape.add_argument("--to", dest="date_to", metavar="DATE", help="last day (default: the first)")
+    scrape.add_argument("--refresh", action="store_true", help="fetch pages captured before again")
+    scrape.add_argument("--search", nargs="+", metavar="QUERY")
+    scrape.add_argument("--page", nargs="+", metavar="URL", help="papers-page URLs (HTML)")
+    scrape.set_defaults(func=cmd_scrape)
     parse_cmd = sub.add_parser("parse", help="print the listings and rejects of capture files, writing nothing")
     parse_cmd.add_argument("files", nargs="+", metavar="FILE")
     parse_cmd.set_defaults(func=cmd_parse)

@@ -6,9 +6,9 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets import metadata
+from assets import metadata, sources
 from assets.resources import DataDirResource
-from pipeline import dedup, parse, release, store, validate
+from pipeline import dedup, parse, release, schema, store, validate
 from pipeline.paths import SAMPLE_CAPTURES
 from pipeline.publish import LocalGitTarget
 from pipeline.sources.folder import import_folder
@@ -33,16 +33,20 @@ def _parse_time(value: str | None) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
-@dg.asset(group_name="capture", kinds={"parquet"}, owners=["team:data-eng"])
+@dg.asset(group_name="capture", kinds={"parquet"}, owners=["team:data-eng"],
+          deps=[sources.daily_papers, sources.searched_papers])
 def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir: DataDirResource) -> dg.MaterializeResult:
     """Pages captured so far: every imported or fetched page, its bytes kept under their sha256."""
     data_dir = datadir.get()
     folder = Path(config.captures_dir).expanduser() if config.captures_dir else SAMPLE_CAPTURES
     known = store.read_table(data_dir, "captures")
     new = import_folder(data_dir, folder, set(known["capture_id"]), _parse_time(config.captured_at))
-    table = pl.concat([known, new]).sort(["captured_at", "capture_id"])
+    fetched = [pl.read_parquet(p) for p in sorted((data_dir.root / "fetched").rglob("*.captures.parquet"))]
+    table = (pl.concat([known, new, *[schema.conform(f, schema.CAPTURES) for f in fetched]])
+             .unique("capture_id", keep="first", maintain_order=True).sort(["captured_at", "capture_id"]))
+    new = table.join(known, on="capture_id", how="anti")
     path = store.write_table(data_dir, "captures", table)
-    context.log.info(f"imported {new.height} new captures from {folder} ({table.height} in all)")
+    context.log.info(f"{new.height} new captures from {folder} and the fetched pages ({table.height} in all)")
     return dg.MaterializeResult(metadata={
         **metadata.table(table, path, ["capture_id", "source", "format", "origin", "captured_at"]),
         "new_captures": new.height,

@@ -7,7 +7,8 @@ are joined into papers in passes, cheapest and surest first:
 2. `title_key`: the same normalized title (`pipeline.normalize`) and compatible abstracts: one a
    prefix of the other (a truncated abstract) or a MinHash Jaccard estimate of at least
    `TITLE_JACCARD`. Two papers with the same title and different abstracts stay apart;
-3. `near_duplicate`: MinHash (rensa) over word 3-shingles of title and abstract, LSH banding to find
+3. `near_duplicate`: MinHash (rensa) over word 3-shingles of the title and the abstract's first 160
+   words, LSH banding to find
    candidates, kept when the Jaccard estimate is at least `NEAR_JACCARD` (chosen by measurement on
    the labelled evaluation set, `bench/evalset.py`);
 4. `title_only`: a record without an abstract joins the one paper that shares its title, if exactly
@@ -44,7 +45,8 @@ from pipeline.normalize import key_expr
 
 # 32 bands of 4: pairs at Jaccard 0.5 become candidates with p = 0.87, at 0.6 with p = 0.99, at 0.2
 # with p = 0.05, so few pairs need checking.
-NUM_PERM, BANDS, ROWS, SHINGLE, SEED = 128, 32, 4, 3, 1729
+NUM_PERM, BANDS, ROWS, SEED = 128, 32, 4, 1729
+SHINGLE_WORDS = 160  # of the abstract: enough to tell papers apart, and a truncation keeps its start
 NEAR_JACCARD = 0.5
 TITLE_JACCARD = 0.3
 PREFIX_MIN_CHARS = 80  # a shorter abstract is too little to call another a truncation of it
@@ -80,25 +82,28 @@ def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFram
     return pl.concat([old, keyed], how="diagonal")
 
 
-def signatures(records: pl.DataFrame) -> np.ndarray:
-    """MinHash signatures (rows: records, NUM_PERM uint32 columns) of word 3-shingles of title and
-    abstract keys. Tokens are hashed column-wise; rensa does the MinHash in Rust."""
+def signatures(records: pl.DataFrame, chunk: int = 50_000) -> np.ndarray:
+    """MinHash signatures (rows: records, NUM_PERM uint32 columns) of word 3-shingles of the title
+    key and the first SHINGLE_WORDS words of the abstract key, a chunk of records at a time (to
+    bound memory). Tokens are hashed column-wise; rensa does the MinHash in Rust."""
+    out = np.zeros((records.height, NUM_PERM), dtype=np.uint32)
+    for start in range(0, records.height, chunk):
+        out[start:start + chunk] = _sign(records.slice(start, chunk))
+    return out
+
+
+def _sign(records: pl.DataFrame) -> np.ndarray:
     n = records.height
-    if n == 0:
-        return np.zeros((0, NUM_PERM), dtype=np.uint32)
     words = (records.select(
         doc=pl.int_range(pl.len(), dtype=pl.UInt32),
-        w=pl.concat_str([pl.col("title_key"), pl.col("abstract_key").fill_null("")], separator=" ")
-        .str.strip_chars().str.split(" "))
+        w=pl.concat_list(pl.col("title_key").str.split(" "),
+                         pl.col("abstract_key").fill_null("").str.split(" ").list.head(SHINGLE_WORDS)))
         .explode("w").filter(pl.col("w") != "")
         .with_columns(h=plh.col("w").nchash.xxhash64()))
     h, doc = words["h"].to_numpy(), words["doc"].to_numpy()
-    if len(h) >= SHINGLE:
-        combined = (h[:-2] * np.uint64(0x9E3779B97F4A7C15) + h[1:-1] * np.uint64(0xC2B2AE3D27D4EB4F) + h[2:])
-        same_doc = doc[:-2] == doc[2:]
-        tokens, token_doc = combined[same_doc], doc[:-2][same_doc]
-    else:
-        tokens, token_doc = h[:0], doc[:0]
+    combined = h[:-2] * np.uint64(0x9E3779B97F4A7C15) + h[1:-1] * np.uint64(0xC2B2AE3D27D4EB4F) + h[2:]
+    same_doc = doc[:-2] == doc[2:]
+    tokens, token_doc = combined[same_doc], doc[:-2][same_doc]
     # A document shorter than a shingle is signed by its words alone.
     counts = np.bincount(token_doc, minlength=n)
     short = np.flatnonzero(counts == 0)

@@ -1,0 +1,105 @@
+"""The live sources as Dagster assets: daily papers (one partition a day), search and pages.
+
+They only fetch: each writes its captures and fetch log under `data/fetched/`, and the `captures`
+asset gathers them with the imported files. The main job leaves them out, so that it runs with no
+network; `daily_scrape_job` runs them, one day a partition.
+"""
+
+import datetime as dt
+import os
+
+import dagster as dg
+import polars as pl
+
+from assets.resources import DataDirResource
+from pipeline import schema
+from pipeline.paths import DataDir
+from pipeline.sources.http import Client
+from pipeline.sources.hub import FETCH_LOG, FIRST_DAY, Fetcher
+from pipeline.store import write_parquet
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=os.environ.get("PAPERS_DAILY_START", FIRST_DAY.isoformat()), end_offset=1)
+
+
+class HubResource(dg.ConfigurableResource):
+    """Where the papers pages live and how politely to ask. The token comes from HF_TOKEN only."""
+
+    base_url: str = "https://huggingface.co"
+    requests_per_second: float = 2.0
+    timeout_seconds: float = 30.0
+    max_bytes: int = 50 * 1024 * 1024
+    attempts: int = 6
+
+    def client(self) -> Client:
+        return Client(self.base_url, token=os.environ.get("HF_TOKEN") or None, per_second=self.requests_per_second,
+                      timeout=self.timeout_seconds, max_bytes=self.max_bytes, attempts=self.attempts)
+
+
+class DailyConfig(dg.Config):
+    refresh: bool = False
+    """Fetch pages captured before again (conditionally), to see their upvotes change."""
+
+
+class SearchConfig(dg.Config):
+    queries: list[str] = []
+    page_urls: list[str] = []
+
+
+def fetched_files(data_dir: DataDir, name: str) -> tuple:
+    folder = data_dir.root / "fetched"
+    return folder / f"{name}.captures.parquet", folder / f"{name}.log.parquet"
+
+
+def _read(path, table) -> pl.DataFrame:
+    return schema.conform(pl.read_parquet(path), table) if path.exists() else schema.empty(table)
+
+
+def run_fetch(context, hub: HubResource, data_dir: DataDir, name: str, work) -> dg.MaterializeResult:
+    """Fetch with `work(fetcher)`, add what it got to the `name` files, and fail with one clear line
+    when nothing could be fetched at all."""
+    captures_path, log_path = fetched_files(data_dir, name)
+    old_captures, old_log = _read(captures_path, schema.CAPTURES), _read(log_path, FETCH_LOG)
+    with hub.client() as client:
+        fetcher = Fetcher(client, data_dir, old_log, progress=context.log.info)
+        work(fetcher)
+    captures, log = fetcher.results()
+    write_parquet(pl.concat([old_captures, captures]), captures_path)
+    write_parquet(pl.concat([old_log, log]), log_path)
+    outcomes = {k: v for k, v in log.group_by("outcome").len().iter_rows()}
+    if log.height and outcomes.get("failed", 0) == log.height:
+        reasons = sorted(set(log["reason"].drop_nulls()))
+        raise dg.Failure(description=f"could not fetch anything from {hub.base_url}: {'; '.join(reasons)[:500]}",
+                         allow_retries=False)  # the client has retried each request already
+    return dg.MaterializeResult(metadata={"new_captures": captures.height, "requests": log.height,
+                                          "outcomes": outcomes, "path": dg.MetadataValue.path(str(captures_path))})
+
+
+NETWORK = dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL)
+
+
+@dg.asset(partitions_def=daily_partitions, group_name="capture", kinds={"huggingface"}, pool="hf_api",
+          retry_policy=NETWORK, owners=["team:data-eng"])
+def daily_papers(context: dg.AssetExecutionContext, config: DailyConfig, hub: HubResource,
+                 datadir: DataDirResource) -> dg.MaterializeResult:
+    """One day of the Hub's Daily Papers, every page of `GET /api/daily_papers?date=…`."""
+    date = dt.date.fromisoformat(context.partition_key)
+    return run_fetch(context, hub, datadir.get(), f"daily/{date.isoformat()}",
+                     lambda fetcher: fetcher.daily(date, refresh=config.refresh))
+
+
+@dg.asset(group_name="capture", kinds={"huggingface"}, pool="hf_api", retry_policy=NETWORK,
+          owners=["team:data-eng"])
+def searched_papers(context: dg.AssetExecutionContext, config: SearchConfig, hub: HubResource,
+                    datadir: DataDirResource) -> dg.MaterializeResult:
+    """The papers search API for each configured query, and any papers-page URLs (HTML)."""
+
+    def work(fetcher: Fetcher) -> None:
+        for query in config.queries:
+            fetcher.search(query)
+        fetcher.pages(config.page_urls)
+
+    return run_fetch(context, hub, datadir.get(), "search", work)
+
+
+LIVE_ASSETS = [daily_papers, searched_papers]
