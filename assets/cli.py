@@ -29,7 +29,8 @@ def _dagster_home(data_dir: DataDir) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        settings.write_text("telemetry:\n  enabled: false\n")
+        # One op of the `hf_api` pool at a time across runs: a backfill cannot flood the site.
+        settings.write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
     return home
 
 
@@ -86,7 +87,7 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from assets.definitions import defs
-    from assets.sources import daily_papers, searched_papers
+    from assets.sources import searched_papers
 
     data_dir = DataDir.resolve()
     _dagster_home(data_dir)

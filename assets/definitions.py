@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 
@@ -26,6 +27,22 @@ daily_scrape_job = dg.define_asset_job(
     partitions_def=sources.daily_partitions,
     description="Fetch the Hub's Daily Papers, one day a partition (backfill a range from the UI).",
 )
+
+RECAPTURE_DAYS = 14  # upvotes keep changing for about two weeks after a paper is listed
+
+
+@dg.schedule(job=daily_scrape_job, cron_schedule="30 6 * * *", execution_timezone="UTC",
+             description=f"Every morning, fetch the last {RECAPTURE_DAYS} days of daily papers again (conditionally): "
+                         "each changed page is a new capture, so upvote histories grow.")
+def daily_papers_schedule(context: dg.ScheduleEvaluationContext):
+    today = context.scheduled_execution_time.date()
+    first = dt.date.fromisoformat(sources.daily_partitions.start.strftime("%Y-%m-%d"))
+    for back in range(RECAPTURE_DAYS):
+        day = today - dt.timedelta(days=back)
+        if day >= first:
+            yield dg.RunRequest(run_key=f"{day.isoformat()}@{today.isoformat()}", partition_key=day.isoformat(),
+                                run_config={"ops": {"daily_papers": {"config": {"refresh": True}}}})
+
 
 @dg.logger(description="One line an event, no stack traces: progress for the `papers` command line.")
 def terminal(init_context):
@@ -52,6 +69,7 @@ def _first_line(record: logging.LogRecord) -> bool:
 defs = dg.Definitions(
     assets=[*sources.LIVE_ASSETS, *ALL_ASSETS],
     jobs=[papers_job, daily_scrape_job],
+    schedules=[daily_papers_schedule],
     resources={"datadir": DataDirResource(), "hub": sources.HubResource()},
     loggers={"terminal": terminal},
 )

@@ -178,7 +178,7 @@ def incremental_day(base: dict, data_dir: DataDir, work: Path, n: int) -> dict:
     return {"new_listings": listings.height, "seconds": round(time.perf_counter() - start, 3)}
 
 
-def run_size(n: int, work: Path, with_dagster: bool, with_datasketch: bool) -> dict:
+def run_size(n: int, work: Path, with_dagster: bool, with_datasketch: bool, with_profile: bool) -> dict:
     print(f"== {n} listings", flush=True)
     folder = work / f"pages_{n}"
     start = time.perf_counter()
@@ -214,8 +214,48 @@ def run_size(n: int, work: Path, with_dagster: bool, with_datasketch: bool) -> d
         _, ours = run_ours(base["listings"])
         _, theirs = run_datasketch(base["listings"])
         result["near_duplicates_seconds"] = {"ours": round(ours, 3), "datasketch_minhashlsh": round(theirs, 3)}
+    if with_profile:
+        result["resolve_profile"] = profile(lambda: dedup.resolve(base["listings"]))
     shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+def profile(fn, top: int = 15) -> list[dict]:
+    """The functions where `fn` spends its time (cProfile, by cumulative time)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    stats = pstats.Stats(profiler).sort_stats("cumulative")
+    rows = []
+    for (file, line, name), (_, calls, _, cumulative, _) in list(stats.stats.items()):
+        rows.append({"function": f"{Path(file).name}:{line}({name})", "calls": calls, "cumulative_s": round(cumulative, 3)})
+    rows.sort(key=lambda r: -r["cumulative_s"])
+    return rows[:top]
+
+
+def targets(runs: list[dict]) -> dict:
+    """Each target of the issue against the largest run: met or not, and by how much."""
+    big = max(runs, key=lambda r: r["listings"])
+    scale = {r["listings"]: round(r["end_to_end_seconds"] / r["listings"] * 1e6, 2) for r in runs}
+    baseline = big["pandas_baseline_seconds"] + big.get("near_duplicates_seconds", {}).get("datasketch_minhashlsh", 0)
+    out = {
+        "end_to_end_seconds": {"target": 60, "measured": big["end_to_end_seconds"]},
+        "peak_rss_mib": {"target": 4096, "measured": big["peak_rss_mib"]},
+        "incremental_share_of_full": {"target": 0.10, "measured": big["incremental_share_of_full"]},
+        "slowest_query_ms": {"target": 200, "measured": max(big["duckdb_query_ms"].values())},
+    }
+    for row in out.values():
+        row["met"] = row["measured"] <= row["target"]
+        row["measured_over_target"] = round(row["measured"] / row["target"], 2)
+    out["speedup_vs_pandas"] = {"target": 5, "measured": round(baseline / big["end_to_end_seconds"], 2),
+                                "baseline": "pandas read/split/drop_duplicates/to_parquet"
+                                + (" + datasketch MinHashLSH" if "near_duplicates_seconds" in big else " only")}
+    out["speedup_vs_pandas"]["met"] = out["speedup_vs_pandas"]["measured"] >= 5
+    out["microseconds_per_listing_by_size"] = scale
+    out["where_the_time_goes"] = {s["stage"]: round(s["seconds"] / big["end_to_end_seconds"], 3) for s in big["stages"]}
+    return out
 
 
 def environment() -> dict:
@@ -235,10 +275,15 @@ def main() -> None:
     parser.add_argument("--datasketch-up-to", type=int, default=100_000,
                         help="run the datasketch baseline for sizes up to this many listings")
     args = parser.parse_args()
-    results = {"environment": environment(), "runs": []}
+    from bench import parse_speed
+
+    results = {"environment": environment(), "parse_listings_per_second_by_format": parse_speed.measure(20_000),
+               "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
-            results["runs"].append(run_size(n, Path(tmp), not args.no_dagster, n <= args.datasketch_up_to))
+            results["runs"].append(run_size(n, Path(tmp), not args.no_dagster, n <= args.datasketch_up_to,
+                                            n == max(args.sizes)))
+            results["targets"] = targets(results["runs"])
             args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 

@@ -213,11 +213,12 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     when there is no state."""
     aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
     state = _empty_state() if state is None else schema.conform(state, schema.RESOLVER_STATE)
-    known = (schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)).select(
+    resolved_before = (schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)).select(
         "listing_id", "record_id").join(state.select("record_id", "abstract_key"), on="record_id")
     listings = listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
     # Matching works on a narrow frame; the wide listings are read once more, to make the papers.
-    keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract"), known)
+    keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract"),
+                             resolved_before)
     records = keyed.group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()).sort("record_id")
     known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
     if previous_ids is not None and previous_ids.height:
@@ -279,7 +280,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
 
     # A record without an abstract joins the paper of its title only when exactly one paper has it.
     a, b = _pairs_on(known, new_idx, "title_key")
-    lone = ~has_abs[a]
+    lone = ~has_abs[a] & has_abs[b]
     if lone.any():
         roots = pl.DataFrame({"a": a[lone], "root": [comps.find(j) for j in b[lone].tolist()]})
         single = roots.group_by("a").agg(pl.col("root").n_unique().alias("n"), pl.col("root").first()).filter(pl.col("n") == 1)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from pipeline import parse
-from pipeline.parse import api_json, html_page as html_parser, text_compact
+from pipeline.parse import api_json, text_compact
 from pipeline.parse.common import ParseContext, Reject
 from bench.render import api_item, compact_page, html_page
 from conftest import ROOT, SAMPLE_FILES

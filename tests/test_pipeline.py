@@ -12,7 +12,6 @@ from dulwich import porcelain
 from assets.definitions import ALL_ASSETS
 from assets.resources import DataDirResource
 from pipeline import release
-from pipeline.paths import DataDir
 from pipeline.publish import LocalGitTarget
 from bench.render import block_page
 

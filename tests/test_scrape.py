@@ -172,3 +172,29 @@ def test_no_network_fails_with_one_clear_message(tmp_path):
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.message
     assert "could not fetch anything from http://127.0.0.1:9" in message and "ConnectError" in message
+
+
+def test_the_daily_schedule_recaptures_the_last_two_weeks():
+    from assets.definitions import RECAPTURE_DAYS, daily_papers_schedule, defs
+
+    when = dt.datetime(2026, 11, 22, 6, 30, tzinfo=dt.timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=when) as context:
+        requests = list(daily_papers_schedule(context))
+    assert [r.partition_key for r in requests] == [
+        (dt.date(2026, 11, 22) - dt.timedelta(days=i)).isoformat() for i in range(RECAPTURE_DAYS)]
+    assert all(r.run_config["ops"]["daily_papers"]["config"]["refresh"] for r in requests)
+    assert defs.resolve_schedule_def("daily_papers_schedule").job_name == "daily_scrape_job"
+
+
+@pytest.mark.parametrize("headers, wait", [
+    ({"Retry-After": "7"}, 7.0),
+    ({"RateLimit": '"api";r=0;t=42'}, 42.0),
+    ({"RateLimit": '"api";r=12;t=42'}, None),
+    ({}, None),
+])
+def test_retry_after_and_the_hubs_ratelimit_header(headers, wait):
+    import httpx
+
+    from pipeline.sources.http import retry_after
+
+    assert retry_after(httpx.Headers(headers)) == wait
