@@ -239,7 +239,11 @@ def targets(runs: list[dict]) -> dict:
     """Each target of the issue against the largest run: met or not, and by how much."""
     big = max(runs, key=lambda r: r["listings"])
     scale = {r["listings"]: round(r["end_to_end_seconds"] / r["listings"] * 1e6, 2) for r in runs}
-    baseline = big["pandas_baseline_seconds"] + big.get("near_duplicates_seconds", {}).get("datasketch_minhashlsh", 0)
+    # The baseline does the same stages: pandas for reading, splitting, exact duplicates and Parquet,
+    # datasketch for near-duplicates, so it is compared at the largest size datasketch was run on.
+    compared = max((r for r in runs if "near_duplicates_seconds" in r), key=lambda r: r["listings"], default=big)
+    baseline = compared["pandas_baseline_seconds"] + compared.get("near_duplicates_seconds", {}).get(
+        "datasketch_minhashlsh", 0)
     out = {
         "end_to_end_seconds": {"target": 60, "measured": big["end_to_end_seconds"]},
         "peak_rss_mib": {"target": 4096, "measured": big["peak_rss_mib"]},
@@ -249,9 +253,11 @@ def targets(runs: list[dict]) -> dict:
     for row in out.values():
         row["met"] = row["measured"] <= row["target"]
         row["measured_over_target"] = round(row["measured"] / row["target"], 2)
-    out["speedup_vs_pandas"] = {"target": 5, "measured": round(baseline / big["end_to_end_seconds"], 2),
+    out["speedup_vs_pandas"] = {"target": 5, "measured": round(baseline / compared["end_to_end_seconds"], 2),
+                                "listings": compared["listings"],
                                 "baseline": "pandas read/split/drop_duplicates/to_parquet"
-                                + (" + datasketch MinHashLSH" if "near_duplicates_seconds" in big else " only")}
+                                + (" + datasketch MinHashLSH" if "near_duplicates_seconds" in compared else " only"),
+                                "pandas_only": round(big["pandas_baseline_seconds"] / big["end_to_end_seconds"], 2)}
     out["speedup_vs_pandas"]["met"] = out["speedup_vs_pandas"]["measured"] >= 5
     out["microseconds_per_listing_by_size"] = scale
     out["where_the_time_goes"] = {s["stage"]: round(s["seconds"] / big["end_to_end_seconds"], 3) for s in big["stages"]}
