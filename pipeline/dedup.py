@@ -50,6 +50,7 @@ SHINGLE_WORDS = 160  # of the abstract: enough to tell papers apart, and a trunc
 NEAR_JACCARD = 0.5
 TITLE_JACCARD = 0.3
 PREFIX_MIN_CHARS = 80  # a shorter abstract is too little to call another a truncation of it
+KEY_CHUNK = 50_000  # abstracts normalized at a time
 
 _LATEST = ("title", "abstract", "authors", "author_count", "organization", "organization_name",
            "arxiv_id", "upvotes", "comments", "github_repo", "project_page", "ai_keywords")
@@ -70,15 +71,24 @@ def short_hash(expr: pl.Expr) -> pl.Expr:
 
 
 def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
-    """`listings` with their abstract key and record id; `known` (listing_id, record_id, abstract_key)
-    spares the listings resolved before the work."""
-    old = listings.join(known, on="listing_id", how="inner")
-    new = listings.join(known, on="listing_id", how="anti")
-    # Normalizing is the costly part, and most abstracts are seen many times: once per distinct text.
-    abstracts = new.select("abstract").unique().with_columns(abstract_key=key_expr("abstract"))
-    keyed = new.join(abstracts, on="abstract", how="left", nulls_equal=True).with_columns(record_id=short_hash(
-        pl.concat_str([pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
-                      separator="\x1f")))
+    """`listings` with their abstract key and record id (the abstract text itself dropped); `known`
+    (listing_id, record_id, abstract_key) spares the listings resolved before the work."""
+    narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key",
+                             text_hash=plh.col("abstract").nchash.xxhash64())
+    old = narrow.join(known, on="listing_id", how="inner").drop("text_hash")
+    new = narrow.join(known, on="listing_id", how="anti") if known.height else narrow
+    # Normalizing is the costly part, and most abstracts are seen many times: once per distinct
+    # text, a chunk at a time (each step of the normalization makes a new copy of the texts).
+    distinct = (listings.select("abstract", text_hash=narrow["text_hash"])
+                .filter(pl.col("text_hash").is_in(new["text_hash"].implode())).unique("text_hash"))
+    abstracts = pl.concat([chunk.with_columns(abstract_key=key_expr("abstract")).drop("abstract")
+                           for chunk in distinct.iter_slices(KEY_CHUNK)],
+                          how="vertical") if distinct.height else schema.empty(
+        {"text_hash": pl.UInt64, "abstract_key": pl.String})
+    keyed = (new.join(abstracts, on="text_hash", how="left", nulls_equal=True).drop("text_hash")
+             .with_columns(record_id=short_hash(pl.concat_str(
+                 [pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
+                 separator="\x1f"))))
     return pl.concat([old, keyed], how="diagonal")
 
 
@@ -176,16 +186,22 @@ def _pairs_on(records: pl.DataFrame, new_idx: np.ndarray, key: str) -> tuple[np.
 
 
 def _lsh_pairs(keys: np.ndarray, new_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (new record, other record) sharing an LSH band, a band at a time (so that
+    memory holds one band's matches, not all of them)."""
     n = len(keys)
     if n == 0 or len(new_idx) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    long = pl.DataFrame({"i": np.repeat(np.arange(n, dtype=np.int64), BANDS),
-                         "band": np.tile(np.arange(BANDS, dtype=np.uint8), n),
-                         "key": keys.reshape(-1)})
-    new = long.filter(pl.col("i").is_in(new_idx))
-    pairs = (new.join(long.join(new.select("band", "key").unique(), on=["band", "key"], how="semi"),
-                      on=["band", "key"], suffix="_o")
-             .filter(pl.col("i") != pl.col("i_o")).select("i", "i_o").unique())
+    index = np.arange(n, dtype=np.int64)
+    found = []
+    for band in range(BANDS):
+        column = pl.DataFrame({"i": index, "key": keys[:, band]})
+        new = column.filter(pl.col("i").is_in(new_idx))
+        pairs = (new.join(column, on="key", suffix="_o").filter(pl.col("i") != pl.col("i_o")).select("i", "i_o"))
+        if pairs.height:
+            found.append(pairs)
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pairs = pl.concat(found).unique()
     return pairs["i"].to_numpy(), pairs["i_o"].to_numpy()
 
 
@@ -220,6 +236,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract"),
                              resolved_before)
     records = keyed.group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()).sort("record_id")
+    keyed = keyed.select("listing_id", "captured_at", "record_id")  # the texts live on in `records` only
     known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
     if previous_ids is not None and previous_ids.height:
         from_release = (keyed.select("record_id", "listing_id")
@@ -296,7 +313,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
 
 def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
             sig: np.ndarray, aliases: pl.DataFrame) -> Resolution:
-    listings = keyed.drop("abstract").join(assigned.select("record_id", "root", "rule", "score"), on="record_id")
+    listings = keyed.join(assigned.select("record_id", "root", "rule", "score"), on="record_id")
     # Per component: the old ids it holds (earliest first sighting survives) or a new id.
     seen = listings.group_by("root").agg(
         first_listing=pl.col("listing_id").sort_by(["captured_at", "listing_id"]).first())
@@ -333,7 +350,7 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         pl.len().cast(pl.Int32).alias("n_sightings"),
         pl.col("source").unique().sort().alias("sources"),
     )
-    papers, sightings = pl.collect_all([papers, ordered.select(list(schema.SIGHTINGS))])
+    papers, sightings = pl.collect_all([papers, ordered.select(list(schema.SIGHTINGS))], engine="streaming")
     record_paper = listings.select("record_id", "paper_id").unique("record_id")
     state = (known.select("record_id", "arxiv_id", "title_key", "abstract_key")
              .with_columns(signature=pl.Series([row.tobytes() for row in sig], dtype=pl.Binary))
