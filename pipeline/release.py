@@ -18,11 +18,11 @@ import io
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import metadata
 
 import polars as pl
 
 from pipeline import card, schema
+from pipeline.version import code_version
 
 VERSION_RE = re.compile(r"^v(\d{4})\.(\d{2})\.(\d{2})(?:\.(\d+))?$")
 SHARD = "train-00000-of-00001.parquet"
@@ -98,13 +98,6 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="zstd", statistics=True)
     return buffer.getvalue()
-
-
-def code_version() -> str:
-    try:
-        return metadata.version("hf-papers-pipeline")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 PUBLISHED = ("papers", "sightings", "aliases")  # the tables a release carries besides its changes

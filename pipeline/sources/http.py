@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from pipeline.release import code_version
+from pipeline.version import code_version
 
 USER_AGENT = f"hf-papers-pipeline/{code_version()} (dataset curation; +https://huggingface.co/papers)"
 RETRY_STATUSES = {429, 500, 502, 503, 504}
