@@ -192,11 +192,18 @@ def _lsh_pairs(keys: np.ndarray, new_idx: np.ndarray) -> tuple[np.ndarray, np.nd
     if n == 0 or len(new_idx) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     index = np.arange(n, dtype=np.int64)
+    mask = np.zeros(n, dtype=bool)
+    mask[new_idx] = True
+    is_new = pl.Series("is_new", mask)
     found = []
     for band in range(BANDS):
         column = pl.DataFrame({"i": index, "key": keys[:, band]})
         new = column.filter(pl.col("i").is_in(new_idx))
-        pairs = (new.join(column, on="key", suffix="_o").filter(pl.col("i") != pl.col("i_o")).select("i", "i_o"))
+        # Each pair once: two new records meet from both sides, keep the side with the smaller index.
+        pairs = (new.join(column, on="key", suffix="_o")
+                 .filter((pl.col("i") < pl.col("i_o"))
+                         | ((pl.col("i") != pl.col("i_o")) & ~pl.lit(is_new).gather(pl.col("i_o"))))
+                 .select("i", "i_o"))
         if pairs.height:
             found.append(pairs)
     if not found:
@@ -339,18 +346,22 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         .when(pl.col("record_id").cum_count().over("paper_id", "record_id") > 1).then(pl.lit("exact"))
         .otherwise(pl.col("rule")),
     ).with_columns(score=pl.when(pl.col("rule").is_in(["first", "exact"])).then(pl.lit(1.0)).otherwise(pl.col("score")))
-    ordered = (wide.lazy().join(listings.lazy().select("listing_id", "paper_id"), on="listing_id")
-               .sort(["captured_at", "listing_id"])
-               .with_columns(basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1)))
+    # The wide listings are neither joined nor sorted (each would copy them): their paper and their
+    # place in capture order come as columns aligned to their rows.
+    aligned = wide.select("listing_id").join(listings.select("listing_id", "paper_id").with_row_index("seq"),
+                                             on="listing_id", how="left", maintain_order="left")
+    ordered = wide.lazy().with_columns(
+        paper_id=aligned["paper_id"], seq=aligned["seq"],
+        basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1))
     papers = ordered.group_by("paper_id").agg(
-        *[pl.col(c).drop_nulls().last() for c in _LATEST],
-        pl.col("published_on").sort_by("basis_rank", maintain_order=True).drop_nulls().last(),
+        *[pl.col(c).sort_by("seq").drop_nulls().last() for c in _LATEST],
+        pl.col("published_on").sort_by(["basis_rank", "seq"]).drop_nulls().last(),
         pl.col("captured_at").min().alias("first_seen_at"),
         pl.col("captured_at").max().alias("last_seen_at"),
         pl.len().cast(pl.Int32).alias("n_sightings"),
         pl.col("source").unique().sort().alias("sources"),
     )
-    papers, sightings = pl.collect_all([papers, ordered.select(list(schema.SIGHTINGS))], engine="streaming")
+    papers, sightings = pl.collect_all([papers, ordered.select(list(schema.SIGHTINGS))])
     record_paper = listings.select("record_id", "paper_id").unique("record_id")
     state = (known.select("record_id", "arxiv_id", "title_key", "abstract_key")
              .with_columns(signature=pl.Series([row.tobytes() for row in sig], dtype=pl.Binary))
