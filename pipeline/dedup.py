@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import polars_hash as plh
+import pyarrow as pa
 from rensa import RMinHash
 
 from pipeline import schema
@@ -137,6 +138,14 @@ def band_keys(sig: np.ndarray) -> np.ndarray:
     for j in range(ROWS):
         key = key * np.uint64(0x9E3779B97F4A7C15) + bands[:, :, j]
     return key
+
+
+def _binary_rows(sig: np.ndarray) -> pl.Series:
+    """Each signature row as one binary value, straight from the array's memory (no Python objects)."""
+    width = sig.shape[1] * sig.itemsize
+    rows = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(sig),
+                                                [None, pa.py_buffer(np.ascontiguousarray(sig))])
+    return pl.Series("signature", rows).cast(pl.Binary)
 
 
 def jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
@@ -363,14 +372,15 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
     )
     papers, sightings = pl.collect_all([papers, ordered.select(list(schema.SIGHTINGS))])
     record_paper = listings.select("record_id", "paper_id").unique("record_id")
+    # `known` is in record_id order already: the joins keep it, so the state needs no sorted copy.
     state = (known.select("record_id", "arxiv_id", "title_key", "abstract_key")
-             .with_columns(signature=pl.Series([row.tobytes() for row in sig], dtype=pl.Binary))
-             .join(record_paper, on="record_id")
-             .join(assigned.select("record_id", "rule", "score"), on="record_id"))
+             .with_columns(signature=_binary_rows(sig))
+             .join(record_paper, on="record_id", maintain_order="left")
+             .join(assigned.select("record_id", "rule", "score"), on="record_id", maintain_order="left"))
     return Resolution(
         papers=schema.conform(papers, schema.PAPERS).sort(["published_on", "paper_id"], nulls_last=True),
         sightings=schema.conform(sightings, schema.SIGHTINGS).sort(["paper_id", "captured_at", "listing_id"]),
         merges=schema.conform(merges, schema.MERGES).sort("listing_id"),
         aliases=all_aliases,
-        state=schema.conform(state, schema.RESOLVER_STATE).sort("record_id"),
+        state=schema.conform(state, schema.RESOLVER_STATE),
     )
