@@ -1,6 +1,6 @@
 """`papers`: the command line for users without the Dagster UI.
 
-    papers run [--captures DIR] [--captured-at TIME]   materialize every asset through Dagster
+    papers run [--captures DIR] [--captured-at TIME]   run the pipeline from the captures on, through Dagster
     papers scrape --from DATE [--to DATE] [--refresh]  fetch the Hub's daily papers, a partition a day
     papers scrape --search QUERY... [--page URL...]    fetch search results and papers pages
     papers parse FILE...                               print each file's listings and rejects as JSON lines
@@ -87,7 +87,6 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from assets.definitions import defs
-    from assets.sources import searched_papers
 
     data_dir = DataDir.resolve()
     _dagster_home(data_dir)
@@ -106,9 +105,8 @@ def cmd_scrape(args: argparse.Namespace) -> int:
                 run_config={**logging, "ops": {"daily_papers": {"config": {"refresh": args.refresh}}}})
             failed += _report_failure(result, f"daily papers of {day}")
         if args.search or args.page:
-            job = dg.define_asset_job("search_job", selection=[searched_papers])
-            result = dg.Definitions(assets=defs.assets, jobs=[job], resources=defs.resources).resolve_job_def(
-                "search_job").execute_in_process(instance=instance, raise_on_error=False, run_config={
+            result = defs.resolve_job_def("search_job").execute_in_process(
+                instance=instance, raise_on_error=False, run_config={
                     **logging, "ops": {"searched_papers": {"config": {"queries": args.search or [],
                                                                       "page_urls": args.page or []}}}})
             failed += _report_failure(result, "search")
@@ -192,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="papers", description=__doc__.split("\n\n")[0],
                                      epilog=f"Everything is written under ./data unless {ENV_VAR} names another directory.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="materialize every asset through Dagster")
+    run = sub.add_parser("run", help="run the pipeline from the captures on (no network), through Dagster")
     run.add_argument("--captures", metavar="DIR", help="import this folder's captures instead of the bundled samples")
     run.add_argument("--captured-at", metavar="TIME", help="ISO-8601 capture time for every file imported")
     run.set_defaults(func=cmd_run)

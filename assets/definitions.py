@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 
 import dagster as dg
@@ -26,6 +27,12 @@ daily_scrape_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(sources.daily_papers),
     partitions_def=sources.daily_partitions,
     description="Fetch the Hub's Daily Papers, one day a partition (backfill a range from the UI).",
+)
+
+search_job = dg.define_asset_job(
+    "search_job",
+    selection=dg.AssetSelection.assets(sources.searched_papers),
+    description="Fetch the configured paper searches and papers pages.",
 )
 
 RECAPTURE_DAYS = 14  # upvotes keep changing for about two weeks after a paper is listed
@@ -68,8 +75,9 @@ def _first_line(record: logging.LogRecord) -> bool:
 
 defs = dg.Definitions(
     assets=[*sources.LIVE_ASSETS, *ALL_ASSETS],
-    jobs=[papers_job, daily_scrape_job],
+    jobs=[papers_job, daily_scrape_job, search_job],
     schedules=[daily_papers_schedule],
-    resources={"datadir": DataDirResource(), "hub": sources.HubResource()},
+    resources={"datadir": DataDirResource(),
+               "hub": sources.HubResource(base_url=os.environ.get("PAPERS_HUB_URL", "https://huggingface.co"))},
     loggers={"terminal": terminal},
 )

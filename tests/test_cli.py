@@ -44,3 +44,26 @@ def test_parse_prints_listings_as_json_lines(tmp_path):
     assert rows[0]["title"] == "CoLiDE: Concomitant Linear DAG Estimation"
     assert rows[0]["published_on"] == "2023-10-04" and rows[0]["author_count"] == 3
     assert not (tmp_path / "unused").exists()  # parse writes nothing
+
+
+def test_scrape_then_run_against_a_local_hub(data_dir, tmp_path):
+    import datetime as dt
+
+    from bench.render import api_item
+    from hub_server import HubServer, HubState
+
+    day = [api_item({"title": f"Scraped paper {i}", "abstract": f"About scraped thing number {i}.",
+                     "arxiv_id": f"2603.{i:05d}", "published_on": dt.date(2026, 3, 9), "upvotes": i})
+           for i in range(3)]
+    empty = tmp_path / "no_files"
+    empty.mkdir()
+    with HubServer(HubState({"2026-03-09": day})) as server:
+        env = {**os.environ, "PAPERS_DATA_DIR": str(data_dir), "PAPERS_HUB_URL": server.url}
+        scraped = subprocess.run(PAPERS + ["scrape", "--from", "2026-03-08", "--to", "2026-03-09"],
+                                 capture_output=True, text=True, env=env, timeout=300)
+    assert scraped.returncode == 0, scraped.stderr
+    assert "[2/2] daily papers of 2026-03-09" in scraped.stderr and "1 pages done" in scraped.stderr
+    done = run(["run", "--captures", str(empty)], data_dir)  # the server is gone: replay only
+    assert done.returncode == 0, done.stderr
+    query = run(["query", "SELECT count(*) FROM papers WHERE arxiv_id LIKE '2603.%'"], data_dir)
+    assert "3" in query.stdout
