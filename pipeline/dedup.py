@@ -4,13 +4,14 @@ Listings that agree on arXiv id, normalized title and normalized abstract are on
 are joined into papers in passes, cheapest and surest first:
 
 1. `arxiv_id`: the same arXiv id;
-2. `title_key`: the same normalized title (`pipeline.normalize`) and compatible abstracts: one a
-   prefix of the other (a truncated abstract) or a MinHash Jaccard estimate of at least
-   `TITLE_JACCARD`. Two papers with the same title and different abstracts stay apart;
-3. `near_duplicate`: MinHash (rensa) over word 3-shingles of the title and the abstract's first 160
-   words, LSH banding to find
-   candidates, kept when the Jaccard estimate is at least `NEAR_JACCARD` (chosen by measurement on
-   the labelled evaluation set, `bench/evalset.py`);
+2. `title_key`: the same normalized title (Unicode NFKD, LaTeX accents reduced to their letter,
+   accents and case dropped, every run of other characters one space) and compatible abstracts: one
+   a prefix of the other (a truncated abstract) or a MinHash Jaccard estimate of at least 0.3. Two
+   papers with the same title and different abstracts stay apart;
+3. `near_duplicate`: MinHash (rensa, 128 permutations) over word 3-shingles of the normalized title
+   and the abstract's first 160 words, LSH banding (32 bands of 4) to find candidates, kept when the
+   Jaccard estimate is at least 0.5, a threshold chosen by measurement on a labelled evaluation set
+   (`bench/dedup_eval.py` in the pipeline's repository);
 4. `title_only`: a record without an abstract joins the one paper that shares its title, if exactly
    one does.
 

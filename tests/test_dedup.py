@@ -127,3 +127,10 @@ def test_incremental_resolution_equals_resolving_everything():
     assert full.papers.height == 30
     assert incremental.papers.equals(full.papers)
     assert incremental.merges.select("listing_id", "paper_id").equals(full.merges.select("listing_id", "paper_id"))
+
+
+def test_the_documented_thresholds_are_the_ones_used():
+    doc = dedup.__doc__
+    assert f"at least {dedup.TITLE_JACCARD}" in doc and f"at least {dedup.NEAR_JACCARD}," in doc
+    assert f"{dedup.NUM_PERM} permutations" in doc and f"first {dedup.SHINGLE_WORDS} words" in doc
+    assert f"{dedup.BANDS} bands of {dedup.ROWS}" in doc
