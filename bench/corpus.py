@@ -7,7 +7,7 @@
 - `listings_corpus`: N listings over many captures and sources for the speed benchmarks, with a
   known share of exact and near duplicates.
 
-New distinct papers are made by recombining the samples' title words and abstract sentences.
+New distinct papers are made by recombining the samples' title words and abstract words.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 import unicodedata
-from pathlib import Path
 
 import polars as pl
 
-from pipeline import parse, schema
+from pipeline import parse
 from pipeline.normalize import clean_text
 from pipeline.paths import SAMPLE_CAPTURES, DataDir
 from pipeline.sources.folder import import_folder
@@ -200,9 +199,3 @@ def listings_corpus(n: int, seed: int = 11, dup_share: float = 0.6, near_share: 
                    captured_at=start + dt.timedelta(minutes=c))
         rows.append(row)
     return _frame(rows)
-
-
-def write_corpus(path: Path, n: int, seed: int = 11) -> Path:
-    frame = schema.conform(listings_corpus(n, seed), schema.LISTINGS)
-    frame.write_parquet(path, compression="zstd")
-    return path

@@ -233,10 +233,6 @@ def _is_prefix(records: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarra
         .fill_null(False)).to_series().to_numpy()
 
 
-def _empty_state() -> pl.DataFrame:
-    return schema.empty(schema.RESOLVER_STATE)
-
-
 def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
             previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
@@ -245,7 +241,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     signatures are reused); `previous_ids`: listing_id -> paper_id of the previous release, used
     when there is no state."""
     aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
-    state = _empty_state() if state is None else schema.conform(state, schema.RESOLVER_STATE)
+    state = schema.empty(schema.RESOLVER_STATE) if state is None else schema.conform(state, schema.RESOLVER_STATE)
     resolved_before = (schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)).select(
         "listing_id", "record_id").join(state.select("record_id", "abstract_key"), on="record_id")
     listings = listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))

@@ -29,7 +29,7 @@ class Format:
     page_time: Callable[[str], dt.datetime | None] | None = None
 
 
-# In the order they are tried: the cheap, specific tests first.
+# In the order they are tried: the most specific tests first (a JSON document before text layouts).
 FORMATS = [
     Format("api_items", "hf_daily_api", api_json.looks_like_items, api_json.parse_items),
     Format("api_paper", "hf_paper_api", api_json.looks_like_paper, api_json.parse_paper),
