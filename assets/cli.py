@@ -4,6 +4,7 @@
     papers scrape --from DATE [--to DATE] [--refresh]  fetch the Hub's daily papers, a partition a day
     papers scrape --search QUERY... [--page URL...]    fetch search results and papers pages
     papers parse FILE...                               print each file's listings and rejects as JSON lines
+    papers publish [--dry-run]                         release the current tables (Hub repo: PAPERS_HUB_REPO)
     papers query SQL                                   run read-only SQL against the DuckDB catalog
     papers ui                                          open the Dagster UI on the same instance
 """
@@ -129,6 +130,50 @@ def _report_failure(result, what: str) -> bool:
     return not result.success
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Materialize the release asset alone; with --dry-run, print what it would do and write nothing."""
+    if not args.dry_run:
+        return _run_assets("release_job", "publish")
+    import datetime as dt_
+
+    from pipeline import publish, release, store
+
+    data_dir = DataDir.resolve()
+    target = publish.target(data_dir.releases, os.environ.get("PAPERS_HUB_REPO") or None)
+    current = publish.latest(target)
+    tables = {name: store.read_table(data_dir, name) for name in release.PUBLISHED}
+    prepared = publish.prepare(target, current, tables, store.read_table(data_dir, "captures"),
+                               dt_.datetime.now(dt_.timezone.utc))
+    if prepared is None:
+        print(f"{target.location}: data unchanged since {current.manifest.get('version')}: nothing to publish")
+        return 0
+    uploads, deletes = publish.plan(prepared, current.manifest)
+    print(f"{target.location}: would publish {prepared.version} on top of {current.head or 'nothing'}")
+    for path, data in sorted(uploads.items()):
+        print(f"  upload {path} ({len(data):,} bytes)")
+    for path in deletes:
+        print(f"  delete {path}")
+    print(f"\n{prepared.changelog_section}")
+    return 0
+
+
+def _run_assets(job: str, what: str) -> int:
+    import dagster as dg
+
+    from assets.definitions import defs
+
+    _dagster_home(DataDir.resolve())
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, raise_on_error=False, run_config={"loggers": {"terminal": {}}})
+    if _report_failure(result, what):
+        return 1
+    for event in result.get_asset_materialization_events():
+        md = event.materialization.metadata
+        print(f"{what}: version {md['version'].value}" + ("" if md["published"].value else " (unchanged)"))
+    return 0
+
+
 def cmd_parse(args: argparse.Namespace) -> int:
     from pipeline import parse
     from pipeline.sources.folder import capture_time
@@ -204,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     parse_cmd = sub.add_parser("parse", help="print the listings and rejects of capture files, writing nothing")
     parse_cmd.add_argument("files", nargs="+", metavar="FILE")
     parse_cmd.set_defaults(func=cmd_parse)
+    pub = sub.add_parser("publish", help="publish the current tables as a new version, if they changed")
+    pub.add_argument("--dry-run", action="store_true", help="print the files it would upload and the changelog")
+    pub.set_defaults(func=cmd_publish)
     query = sub.add_parser("query", help="run read-only SQL against the DuckDB catalog")
     query.add_argument("sql")
     query.add_argument("--max-rows", type=int, default=40)

@@ -10,7 +10,7 @@ import sys
 import dagster as dg
 
 from assets import sources, stages
-from assets.resources import DataDirResource
+from assets.resources import DataDirResource, ReleaseTargetResource
 
 # The pipeline from the captures on: it needs no network.
 ALL_ASSETS = [stages.captures, stages.parse_captures, stages.resolve_papers, stages.catalog,
@@ -20,6 +20,12 @@ papers_job = dg.define_asset_job(
     "papers_job",
     selection=dg.AssetSelection.assets(*ALL_ASSETS),
     description="Import, parse, validate, resolve, store and release: the whole pipeline from the captures on.",
+)
+
+release_job = dg.define_asset_job(
+    "release_job",
+    selection=dg.AssetSelection.assets(stages.release_snapshot),
+    description="Publish the current tables as a new version if they changed (re-publish after a failed release).",
 )
 
 daily_scrape_job = dg.define_asset_job(
@@ -75,9 +81,10 @@ def _first_line(record: logging.LogRecord) -> bool:
 
 defs = dg.Definitions(
     assets=[*sources.LIVE_ASSETS, *ALL_ASSETS],
-    jobs=[papers_job, daily_scrape_job, search_job],
+    jobs=[papers_job, release_job, daily_scrape_job, search_job],
     schedules=[daily_papers_schedule],
     resources={"datadir": DataDirResource(),
+               "release_target": ReleaseTargetResource(repo_id=os.environ.get("PAPERS_HUB_REPO") or None),
                "hub": sources.HubResource(base_url=os.environ.get("PAPERS_HUB_URL", "https://huggingface.co"))},
     loggers={"terminal": terminal},
 )

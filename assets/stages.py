@@ -7,10 +7,9 @@ import dagster as dg
 import polars as pl
 
 from assets import metadata, sources
-from assets.resources import DataDirResource
-from pipeline import dedup, parse, release, schema, store, validate
+from assets.resources import DataDirResource, ReleaseTargetResource
+from pipeline import dedup, parse, publish, release, schema, store, validate
 from pipeline.paths import SAMPLE_CAPTURES
-from pipeline.publish import LocalGitTarget
 from pipeline.sources.folder import import_folder
 
 
@@ -132,14 +131,15 @@ def parse_captures(context: dg.AssetExecutionContext, config: ParseConfig, datad
                                    description="The Great Expectations suite expectations/papers.json; "
                                                "a failure stops the release")],
 )
-def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource):
+def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource,
+                   release_target: ReleaseTargetResource):
     data_dir = datadir.get()
     listings = store.read_table(data_dir, "listings")
     state = store.read_table(data_dir, "resolver_state")
     aliases = store.read_table(data_dir, "aliases")
     previous_ids = None
     if state.is_empty():  # a fresh data directory: the previous release's ids, if any, stay
-        previous, _ = LocalGitTarget(data_dir.releases).previous()
+        previous = publish.latest(release_target.get(data_dir)).tables
         if previous is not None:
             previous_ids, aliases = previous["sightings"].select("listing_id", "paper_id"), previous["aliases"]
     resolution = dedup.resolve(listings, state, store.read_table(data_dir, "merges"), previous_ids, aliases)
@@ -173,28 +173,36 @@ def catalog(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.M
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "views": counts})
 
 
-@dg.asset(name="release", deps=["papers", "sightings", "captures"], group_name="release", kinds={"git"},
-          owners=["team:data-eng"])
-def release_snapshot(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.MaterializeResult:
-    """A versioned snapshot of the dataset: one commit and one tag per version, only when data changed."""
+@dg.asset(name="release", deps=["papers", "sightings", "captures"], group_name="release",
+          kinds={"git", "huggingface"}, owners=["team:data-eng"])
+def release_snapshot(context: dg.AssetExecutionContext, datadir: DataDirResource,
+                     release_target: ReleaseTargetResource) -> dg.MaterializeResult:
+    """A versioned snapshot of the dataset on the Hub (or the local git repository): one commit and
+    one tag per version, only the changed files uploaded, nothing when the data did not change."""
     data_dir = datadir.get()
-    target = LocalGitTarget(data_dir.releases)
-    previous, changelog = target.previous()
-    prepared = release.prepare(
-        {name: store.read_table(data_dir, name) for name in release.PUBLISHED},
-        store.read_table(data_dir, "captures"), previous, target.tags(), changelog,
-        dt.datetime.now(dt.timezone.utc))
+    target = release_target.get(data_dir)
+    current = publish.latest(target)
+    if finished := publish.finish_interrupted(target, current):
+        context.log.warning(f"tagged {finished}: an earlier run committed it and stopped before tagging")
+    tables = {name: store.read_table(data_dir, name) for name in release.PUBLISHED}
+    prepared = publish.prepare(target, current, tables, store.read_table(data_dir, "captures"),
+                               dt.datetime.now(dt.timezone.utc))
     if prepared is None:
-        latest = release.latest_version(target.tags())
+        latest = current.manifest.get("version", "")
         context.log.info(f"data unchanged since {latest}: nothing published")
-        return dg.MaterializeResult(metadata={"published": False, "version": latest or ""})
-    published = target.publish(prepared)
-    context.log.info(f"published {published.version} ({prepared.message}) at {published.location}")
+        return dg.MaterializeResult(metadata={"published": False, "version": latest})
+    published = publish.publish(target, prepared, current)
+    context.log.info(f"published {published.version} ({prepared.message}) to {published.location}: "
+                     f"{len(published.uploaded)} files uploaded, {len(published.deleted)} deleted")
+    location = published.location
     return dg.MaterializeResult(metadata={
         "published": True,
         "version": published.version,
         "commit": published.commit,
-        "location": dg.MetadataValue.path(published.location),
+        "location": dg.MetadataValue.url(location) if location.startswith("http") else dg.MetadataValue.path(location),
+        "uploaded": dg.MetadataValue.json(published.uploaded),
+        "deleted": dg.MetadataValue.json(published.deleted),
         "row_counts": prepared.counts,
         "changes": metadata.counts_by(prepared.changes, "change"),
+        "changelog": dg.MetadataValue.md(prepared.changelog_section),
     })

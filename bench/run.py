@@ -130,10 +130,10 @@ def through_dagster(folder: Path, data_dir: Path) -> float:
     import dagster as dg
 
     from assets.definitions import ALL_ASSETS
-    from assets.resources import DataDirResource
+    from assets.resources import DataDirResource, ReleaseTargetResource
 
     start = time.perf_counter()
-    result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir))},
+    result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir)), "release_target": ReleaseTargetResource()},
                             run_config={"ops": {"captures": {"config": {"captures_dir": str(folder)}}}})
     assert result.success
     return time.perf_counter() - start

@@ -1,6 +1,8 @@
-"""The dataset card (README.md of a release) and the changelog, generated from the tables."""
+"""The dataset card (README.md of a release), its chart and the changelog, generated from the tables."""
 
 from __future__ import annotations
+
+import io
 
 import polars as pl
 
@@ -54,9 +56,30 @@ def _column_table(table: dict) -> str:
     return "\n".join(rows)
 
 
+def chart(papers: pl.DataFrame) -> bytes:
+    """PNG bar chart of papers per publication month (matplotlib's Agg canvas, no GUI)."""
+    from matplotlib.figure import Figure  # heavy: only when a release is made
+
+    per_month = (papers.filter(pl.col("published_on").is_not_null())
+                 .group_by(month=pl.col("published_on").dt.strftime("%Y-%m")).len().sort("month"))
+    fig = Figure(figsize=(8, 3), dpi=100)
+    ax = fig.add_subplot()
+    ax.bar(per_month["month"].to_list(), per_month["len"].to_list(), color="#ff9d00")
+    ax.set_ylabel("papers")
+    ax.set_title("Papers per publication month")
+    step = max(1, per_month.height // 12)
+    ax.set_xticks(range(0, per_month.height, step), per_month["month"].to_list()[::step], rotation=45, ha="right")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": None})  # no version string: same data, same bytes
+    return buffer.getvalue()
+
+
 def render(version: str, papers: pl.DataFrame, sightings: pl.DataFrame, n_captures: int,
-           repo_id: str | None = None) -> str:
+           repo_id: str | None = None, chart_path: str | None = None) -> str:
     load_from = repo_id or "<path to this folder>"
+    hub_path = f"hf://datasets/{repo_id or '<user>/<repo>'}@{version}"
+    picture = f"\n![Papers per publication month]({chart_path})\n" if chart_path else ""
     with_arxiv = papers.filter(pl.col("arxiv_id").is_not_null()).height
     doc = dedup.__doc__
     resolution = doc.split("Merge policy per column", 1)[0].strip()
@@ -70,7 +93,7 @@ validated and de-duplicated into one row per paper, with every sighting kept as 
 
 Version **{version}**: {papers.height} papers from {sightings.height} listings on {n_captures} captured
 pages; {with_arxiv} papers have an arXiv id.
-
+{picture}
 ## Configs
 
 | config | what |
@@ -88,6 +111,26 @@ from datasets import load_dataset
 papers = load_dataset("{load_from}", revision="{version}")["train"]
 sightings = load_dataset("{load_from}", "sightings", revision="{version}")["train"]
 ```
+
+With SQL in DuckDB, straight from the Hub (`@{version}` pins the version; leave it out for the latest):
+
+```sql
+SELECT published_on, title, upvotes
+FROM '{hub_path}/data/papers/*.parquet'
+ORDER BY upvotes DESC LIMIT 10;
+```
+
+With Polars:
+
+```python
+import polars as pl
+
+papers = pl.read_parquet("{hub_path}/data/papers/*.parquet")
+```
+
+Every version is a git tag `vYYYY.MM.DD` (`.1`, `.2`, ... for more releases on one day); `main`
+is the latest. Papers are sharded by publication month and sightings by capture month, so the files
+of past months change only when their papers do.
 
 ## Columns of `papers`
 

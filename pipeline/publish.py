@@ -1,21 +1,53 @@
-"""Publish a prepared release to its target: for now the local git repository under the data dir.
+"""Publish a prepared release to a target: a local git repository (default) or a Hub dataset repo.
 
-One commit and one annotated tag per version; `main` always holds the latest version.
+Both targets are driven by the same steps: read the head of `main` and its manifest, finish a
+version an interrupted run committed but did not tag, prepare the next version, upload only the
+files whose bytes changed and delete the files that are gone in one commit whose parent is the head
+read at the start (so a concurrent publisher makes this one fail instead of being overwritten), then
+tag it.
 """
 
 from __future__ import annotations
 
-import io
-from dataclasses import dataclass
+import datetime as dt
+import hashlib
+import json
+import os
+import stat
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
-from dulwich import porcelain
-from dulwich.repo import Repo
 
-from pipeline import card, release, schema
+from pipeline import release
 
-AUTHOR = b"papers pipeline <papers-pipeline@localhost>"
+MANIFEST = "manifest.json"
+CHANGELOG = "CHANGELOG.md"
+BRANCH = "main"
+
+
+class PublishConflict(RuntimeError):
+    """The branch moved between reading it and committing: someone else published first."""
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+class Target(Protocol):
+    location: str
+
+    def head(self) -> str | None: ...  # commit of `main`, None before the first commit
+
+    def tags(self) -> dict[str, str]: ...  # tag -> commit
+
+    def read(self, path: str, revision: str) -> bytes | None: ...
+
+    def commit(self, uploads: dict[str, bytes], deletes: list[str], message: str, parent: str | None) -> str: ...
+
+    def tag(self, version: str, commit: str, message: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -23,65 +55,250 @@ class Published:
     version: str
     commit: str
     location: str
+    uploaded: list[str]
+    deleted: list[str]
+
+
+@dataclass
+class Latest:
+    """What `main` holds: its commit, manifest, tables and changelog (all empty before a first release)."""
+    head: str | None
+    manifest: dict = field(default_factory=dict)
+    tables: dict[str, pl.DataFrame] | None = None
+    changelog: str = ""
+
+
+def latest(target: Target) -> Latest:
+    head = target.head()
+    raw = target.read(MANIFEST, head) if head else None
+    if raw is None:
+        return Latest(head)
+    manifest = json.loads(raw)
+
+    def read(path: str) -> bytes:
+        data = target.read(path, head)
+        if data is None:
+            raise PublishError(f"{target.location}@{head[:12]}: {path} is in the manifest but not in the repository")
+        return data
+
+    return Latest(head, manifest, release.read_tables(manifest, read), (target.read(CHANGELOG, head) or b"").decode())
+
+
+def finish_interrupted(target: Target, current: Latest) -> str | None:
+    """Tag the head if it holds a version whose tag is missing (a run stopped between commit and tag)."""
+    version = current.manifest.get("version")
+    if version and version not in target.tags():
+        target.tag(version, current.head, f"Release {version}")
+        return version
+    return None
+
+
+def plan(prepared: release.Prepared, previous_manifest: dict) -> tuple[dict[str, bytes], list[str]]:
+    """The files to upload (new or changed bytes) and the paths to delete (gone from this version)."""
+    old = previous_manifest.get("files", {})
+    old_paths = set(old) | ({MANIFEST} if previous_manifest else set())
+    uploads = {path: data for path, data in prepared.files.items()
+               if path not in old or old[path]["sha256"] != hashlib.sha256(data).hexdigest()}
+    return uploads, sorted(old_paths - set(prepared.files))
+
+
+def prepare(target: Target, current: Latest, tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
+            now: dt.datetime) -> release.Prepared | None:
+    """The next version for this target, or None when the data equal its latest version's."""
+    return release.prepare(tables, captures, current.tables, list(target.tags()), current.changelog, now,
+                           getattr(target, "repo_id", None))
+
+
+def publish(target: Target, prepared: release.Prepared, previous: Latest) -> Published:
+    uploads, deletes = plan(prepared, previous.manifest)
+    commit = target.commit(uploads, deletes, prepared.message, previous.head)
+    target.tag(prepared.version, commit, prepared.message)
+    return Published(prepared.version, commit, target.location, sorted(uploads), deletes)
+
+
+AUTHOR = b"papers pipeline <papers-pipeline@localhost>"
 
 
 class LocalGitTarget:
-    """A git repository on disk (dulwich: no git binary needed)."""
+    """A git repository on disk, written through dulwich's object store (no git binary needed).
+
+    Objects are written first and `main` is moved last by compare-and-swap, so a crash leaves the
+    branch either at the old commit or at the new one; the work tree is refreshed afterwards.
+    """
 
     def __init__(self, path: Path):
         self.path = path
+        self.location = str(path)
 
-    def _repo(self) -> Repo:
+    def _repo(self):
+        from dulwich import porcelain
+        from dulwich.repo import Repo
+
         if not (self.path / ".git").exists():
             self.path.mkdir(parents=True, exist_ok=True)
             with porcelain.init(str(self.path)) as repo:
-                repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+                repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/" + BRANCH.encode())
         return Repo(str(self.path))
 
-    def tags(self) -> list[str]:
+    def head(self) -> str | None:
         with self._repo() as repo:
-            return sorted(t.decode() for t in repo.refs.keys(base=b"refs/tags/"))
+            ref = b"refs/heads/" + BRANCH.encode()
+            return repo.refs[ref].decode() if ref in repo.refs else None
 
-    def read(self, path: str, version: str) -> bytes | None:
-        """A file of a version, from the git objects (not the work tree)."""
+    def tags(self) -> dict[str, str]:
         with self._repo() as repo:
-            ref = b"refs/tags/" + version.encode()
-            if ref not in repo.refs:
-                return None
-            obj = repo[repo.refs[ref]]
-            while obj.type_name == b"tag":
-                obj = repo[obj.object[1]]
-            tree = repo[obj.tree]
+            out = {}
+            for name in repo.refs.keys(base=b"refs/tags/"):
+                obj = repo[repo.refs[b"refs/tags/" + name]]
+                while obj.type_name == b"tag":
+                    obj = repo[obj.object[1]]
+                out[name.decode()] = obj.id.decode()
+            return out
+
+    @staticmethod
+    def _commit_of(repo, revision: str):
+        refs = [b"refs/heads/" + revision.encode(), b"refs/tags/" + revision.encode()]
+        ref = next((r for r in refs if r in repo.refs), None)
+        obj = repo[repo.refs[ref]] if ref else repo[revision.encode()]
+        while obj.type_name == b"tag":
+            obj = repo[obj.object[1]]
+        return obj
+
+    def read(self, path: str, revision: str) -> bytes | None:
+        with self._repo() as repo:
             try:
+                tree = repo[self._commit_of(repo, revision).tree]
                 _, sha = tree.lookup_path(repo.object_store.__getitem__, path.encode())
             except KeyError:
                 return None
             return repo[sha].data
 
-    def previous(self) -> tuple[dict[str, pl.DataFrame] | None, str]:
-        """The latest version's published tables, and its changelog."""
-        latest = release.latest_version(self.tags())
-        if latest is None:
-            return None, ""
-        tables = {}
-        for name in release.PUBLISHED:
-            data = self.read(f"{card.CONFIGS[name]}/{release.SHARD}", latest)
-            frame = pl.read_parquet(io.BytesIO(data)) if data is not None else schema.empty(schema.TABLES[name])
-            tables[name] = schema.conform(frame, schema.TABLES[name])
-        return tables, (self.read("CHANGELOG.md", latest) or b"").decode()
+    def commit(self, uploads: dict[str, bytes], deletes: list[str], message: str, parent: str | None) -> str:
+        from dulwich.index import commit_tree
+        from dulwich.objects import Blob, Commit
+        from dulwich.object_store import iter_tree_contents
 
-    def publish(self, prepared: release.Prepared) -> Published:
-        repo_files = {p.relative_to(self.path).as_posix() for p in self.path.rglob("*")
-                      if p.is_file() and ".git" not in p.relative_to(self.path).parts}
+        ref = b"refs/heads/" + BRANCH.encode()
         with self._repo() as repo:
-            for stale in sorted(repo_files - set(prepared.files)):
-                porcelain.remove(repo, [str(self.path / stale)])
-            for path, data in prepared.files.items():
-                target = self.path / path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
-            porcelain.add(repo, [str(self.path / p) for p in sorted(prepared.files)])
-            commit = porcelain.commit(repo, message=prepared.message.encode(), author=AUTHOR, committer=AUTHOR)
-            porcelain.tag_create(repo, prepared.version, author=AUTHOR, message=prepared.message.encode(),
-                                 annotated=True, objectish=commit)
-        return Published(prepared.version, commit.decode(), str(self.path))
+            entries = {}
+            if parent is not None:
+                entries = {e.path: (e.sha, e.mode)
+                           for e in iter_tree_contents(repo.object_store, self._commit_of(repo, parent).tree)}
+            for path in deletes:
+                entries.pop(path.encode(), None)
+            for path, data in uploads.items():
+                blob = Blob.from_string(data)
+                repo.object_store.add_object(blob)
+                entries[path.encode()] = (blob.id, stat.S_IFREG | 0o644)
+            c = Commit()
+            c.tree = commit_tree(repo.object_store, [(p, sha, mode) for p, (sha, mode) in sorted(entries.items())])
+            c.parents = [parent.encode()] if parent else []
+            c.author = c.committer = AUTHOR
+            c.author_time = c.commit_time = int(time.time())
+            c.author_timezone = c.commit_timezone = 0
+            c.message = message.encode()
+            repo.object_store.add_object(c)
+            moved = (repo.refs.set_if_equals(ref, parent.encode(), c.id) if parent
+                     else repo.refs.add_if_new(ref, c.id))
+            if not moved:
+                raise PublishConflict(f"{self.location}: {BRANCH} moved since {str(parent)[:12]}; "
+                                      "another run published first. Run again to publish on top of it.")
+            repo.get_worktree().reset_index(c.tree)
+            self._remove_untracked(entries)
+            return c.id.decode()
+
+    def _remove_untracked(self, entries: dict[bytes, tuple]) -> None:
+        """reset_index writes the tree's files; files the new tree dropped are removed here."""
+        for path in self.path.rglob("*"):
+            rel = path.relative_to(self.path)
+            if path.is_file() and ".git" not in rel.parts and rel.as_posix().encode() not in entries:
+                path.unlink()
+
+    def tag(self, version: str, commit: str, message: str) -> None:
+        from dulwich import porcelain
+
+        with self._repo() as repo:
+            porcelain.tag_create(repo, version, author=AUTHOR, message=message.encode(), annotated=True,
+                                 objectish=commit)
+
+
+class HubTarget:
+    """A dataset repository on the Hugging Face Hub (or any server speaking its API: HF_ENDPOINT).
+
+    The token is read from `HF_TOKEN` by the caller and handed to `HfApi` only, which sends it to
+    the configured endpoint and nowhere else; it is never logged or put in a message.
+    """
+
+    def __init__(self, repo_id: str, token: str | None, endpoint: str | None = None):
+        from huggingface_hub import HfApi
+
+        self.repo_id = repo_id
+        self.api = HfApi(endpoint=endpoint, token=token or False)
+        self.location = f"{self.api.endpoint}/datasets/{repo_id}"
+        self._has_token = bool(token)
+
+    def head(self) -> str | None:
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        try:
+            refs = self.api.list_repo_refs(self.repo_id, repo_type="dataset")
+        except RepositoryNotFoundError:
+            return None
+        return next((b.target_commit for b in refs.branches if b.name == BRANCH), None)
+
+    def tags(self) -> dict[str, str]:
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        try:
+            refs = self.api.list_repo_refs(self.repo_id, repo_type="dataset")
+        except RepositoryNotFoundError:
+            return {}
+        return {t.name: t.target_commit for t in refs.tags}
+
+    def read(self, path: str, revision: str) -> bytes | None:
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            local = self.api.hf_hub_download(self.repo_id, path, repo_type="dataset", revision=revision)
+        except EntryNotFoundError:
+            return None
+        return Path(local).read_bytes()
+
+    def commit(self, uploads: dict[str, bytes], deletes: list[str], message: str, parent: str | None) -> str:
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+        from huggingface_hub.errors import HfHubHTTPError
+
+        if not self._has_token:
+            raise PublishError("HF_TOKEN is not set: publishing to the Hub needs a token with write access")
+        operations = ([CommitOperationAdd(path_in_repo=p, path_or_fileobj=d) for p, d in sorted(uploads.items())]
+                      + [CommitOperationDelete(path_in_repo=p) for p in deletes])
+        try:
+            if parent is None:
+                self.api.create_repo(self.repo_id, repo_type="dataset", exist_ok=True)
+                parent = self.head()  # a new repo starts with the Hub's initial commit
+                if parent is not None and self.read(MANIFEST, parent) is not None:
+                    raise PublishConflict(f"{self.location}: another run published the first version meanwhile; "
+                                          "run again to publish on top of it.")
+            info = self.api.create_commit(self.repo_id, operations, commit_message=message, repo_type="dataset",
+                                          revision=BRANCH, parent_commit=parent)
+        except HfHubHTTPError as error:
+            status = error.response.status_code if error.response is not None else None
+            if status in (409, 412):
+                raise PublishConflict(f"{self.location}: {BRANCH} moved since {str(parent)[:12]}; another run "
+                                      "published first. Run again to publish on top of it.") from None
+            raise PublishError(f"{self.location}: commit refused ({status}): {_first_line(error)}") from None
+        return info.oid
+
+    def tag(self, version: str, commit: str, message: str) -> None:
+        self.api.create_tag(self.repo_id, tag=version, tag_message=message, revision=commit, repo_type="dataset")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def target(releases_dir: Path, repo_id: str | None = None) -> Target:
+    """The Hub repo `repo_id` (token from HF_TOKEN, server from HF_ENDPOINT), else the local repository."""
+    if repo_id:
+        return HubTarget(repo_id, os.environ.get("HF_TOKEN"), os.environ.get("HF_ENDPOINT"))
+    return LocalGitTarget(releases_dir)

@@ -1,13 +1,17 @@
 """A release: the versioned snapshot of the tables, laid out the same for every target.
 
     README.md                 dataset card
+    papers_per_month.png      the card's chart
     CHANGELOG.md              one section per version, newest first
     manifest.json             version, created_at, code version, row counts, files, captures
-    data/papers/*.parquet     config "papers" (default)
-    data/sightings/*.parquet  config "sightings"
-    data/changes/*.parquet    config "changes"
+    data/papers/train-YYYY-MM.parquet     config "papers" (default), one shard per publication month
+    data/sightings/train-YYYY-MM.parquet  config "sightings", one shard per capture month
+    data/changes/train-00000-of-00001.parquet, data/aliases/train-00000-of-00001.parquet
 
-A release is prepared only when the data differ from the previous version's.
+Monthly shards keep a day of new data to a few rewritten files (a release uploads only files whose
+bytes changed); rows are sorted by publication date (sightings by capture time); zstd; row groups of
+about 100 MB uncompressed, as the Hub's dataset viewer prefers. A release is prepared only when the
+data differ from the previous version's.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ from pipeline import card, schema
 from pipeline.version import code_version
 
 VERSION_RE = re.compile(r"^v(\d{4})\.(\d{2})\.(\d{2})(?:\.(\d+))?$")
-SHARD = "train-00000-of-00001.parquet"
+SINGLE_SHARD = "train-00000-of-00001.parquet"
+ORDER = {"papers": ["published_on", "paper_id"], "sightings": ["captured_at", "listing_id"],
+         "aliases": ["alias_id"], "changes": ["change", "paper_id"]}
+MONTH_OF = {"papers": "published_on", "sightings": "captured_at"}  # tables sharded by month
+ROW_GROUP_ROWS = 50_000  # ~100 MB uncompressed at ~2 KB a paper
+CHART = "papers_per_month.png"
 
 
 @dataclass
@@ -34,6 +43,7 @@ class Prepared:
     created_at: str
     files: dict[str, bytes]  # path in the release -> content
     changes: pl.DataFrame
+    changelog_section: str
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -96,11 +106,39 @@ def diff(old: pl.DataFrame | None, new: pl.DataFrame, aliases: pl.DataFrame | No
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    frame.write_parquet(buffer, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
     return buffer.getvalue()
 
 
 PUBLISHED = ("papers", "sightings", "aliases")  # the tables a release carries besides its changes
+
+
+def canonical(name: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """A table in the schema and row order it is published in."""
+    columns = schema.CHANGES if name == "changes" else schema.TABLES[name]
+    return schema.conform(frame, columns).sort(ORDER[name], nulls_last=True)
+
+
+def shards(name: str, frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Path in the release -> rows: one file per month for the big tables, one file otherwise."""
+    folder = card.CONFIGS[name]
+    frame = canonical(name, frame)
+    if name not in MONTH_OF or frame.is_empty():
+        return {f"{folder}/{SINGLE_SHARD}": frame}
+    month = pl.col(MONTH_OF[name]).dt.strftime("%Y-%m").fill_null("undated").alias("_month")
+    parts = frame.with_columns(month).partition_by("_month", as_dict=True, maintain_order=True)
+    return {f"{folder}/train-{key}.parquet": part.drop("_month") for (key,), part in parts.items()}
+
+
+def read_tables(manifest: dict, read) -> dict[str, pl.DataFrame]:
+    """The published tables of a version, from its manifest and `read(path) -> bytes`."""
+    tables = {}
+    for name in PUBLISHED:
+        folder = card.CONFIGS[name] + "/"
+        frames = [pl.read_parquet(io.BytesIO(read(path))) for path in sorted(manifest.get("files", {}))
+                  if path.startswith(folder)]
+        tables[name] = canonical(name, pl.concat(frames) if frames else schema.empty(schema.TABLES[name]))
+    return tables
 
 
 def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
@@ -108,18 +146,20 @@ def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
             now: dt.datetime, repo_id: str | None = None) -> Prepared | None:
     """The files of the next version (`tables`: papers, sightings, aliases), or None when the data
     equal the previous version's."""
-    if previous is not None and all(tables[t].equals(previous[t]) for t in PUBLISHED):
+    tables = {name: canonical(name, tables[name]) for name in PUBLISHED}
+    if previous is not None and all(tables[t].equals(canonical(t, previous[t])) for t in PUBLISHED):
         return None
     papers, sightings = tables["papers"], tables["sightings"]
     version = next_version(existing_tags, now.date())
     created_at = now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
     changes = diff(previous["papers"] if previous else None, papers, tables["aliases"])
-    files = {f"{card.CONFIGS[t]}/{SHARD}": parquet_bytes(tables[t]) for t in PUBLISHED}
-    files[f"{card.CONFIGS['changes']}/{SHARD}"] = parquet_bytes(changes)
-    files["README.md"] = card.render(version, papers, sightings, captures.height, repo_id).encode()
+    files = {path: parquet_bytes(part) for name in (*PUBLISHED, "changes")
+             for path, part in shards(name, changes if name == "changes" else tables[name]).items()}
+    files["README.md"] = card.render(version, papers, sightings, captures.height, repo_id, CHART).encode()
+    files[CHART] = card.chart(papers)
     header = "# Changelog\n\n"
-    body = old_changelog.removeprefix(header)
-    files["CHANGELOG.md"] = (header + card.changelog_section(version, created_at, changes) + "\n" + body).encode()
+    section = card.changelog_section(version, created_at, changes)
+    files["CHANGELOG.md"] = (header + section + "\n" + old_changelog.removeprefix(header)).encode()
     counts = {**{t: tables[t].height for t in PUBLISHED}, "changes": changes.height}
     manifest = {
         "version": version,
@@ -131,4 +171,4 @@ def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
         "captures": sorted(captures["capture_id"].to_list()),
     }
     files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
-    return Prepared(version, created_at, files, changes, counts)
+    return Prepared(version, created_at, files, changes, section, counts)

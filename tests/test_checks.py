@@ -8,13 +8,13 @@ import dagster as dg
 import polars as pl
 
 from assets.definitions import ALL_ASSETS
-from assets.resources import DataDirResource
+from assets.resources import DataDirResource, ReleaseTargetResource
 from pipeline.publish import LocalGitTarget
 from bench.render import api_item, block_page
 
 
 def run(data_dir, captures_dir):
-    result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir))},
+    result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir)), "release_target": ReleaseTargetResource()},
                             run_config={"ops": {"captures": {"config": {"captures_dir": str(captures_dir)}}}},
                             raise_on_error=False)
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
@@ -49,7 +49,7 @@ def test_bad_rows_are_quarantined_and_never_released(data_dir, captures_copy):
     assert quarantined["excerpt"].to_list() == ["Published After Its Capture"]
 
     repo = data_dir / "releases"
-    released = pl.read_parquet(next((repo / "data" / "papers").glob("*.parquet")))["title"].to_list()
+    released = pl.read_parquet(repo / "data" / "papers" / "*.parquet")["title"].to_list()
     assert "A Good API Paper" in released and "An Honest Paper" in released
     assert "Negative Upvotes Paper" not in released and "Published After Its Capture" not in released
 
@@ -63,6 +63,6 @@ def test_a_scrape_that_returned_nothing_blocks_the_release(data_dir, tmp_path):
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
     assert check.metadata["blocking_failures"].value == ["expect_table_row_count_to_be_between"]
     assert (data_dir / "validation" / "docs" / "index.html").exists()
-    assert LocalGitTarget(data_dir / "releases").tags() == []
+    assert LocalGitTarget(data_dir / "releases").tags() == {}
     ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
     assert "release" not in ran

@@ -10,7 +10,7 @@ import pytest
 from dulwich import porcelain
 
 from assets.definitions import ALL_ASSETS
-from assets.resources import DataDirResource
+from assets.resources import DataDirResource, ReleaseTargetResource
 from pipeline import release
 from pipeline.publish import LocalGitTarget
 from bench.render import block_page
@@ -18,7 +18,7 @@ from bench.render import block_page
 
 def materialize(data_dir, captures_dir=None, full_refresh=False):
     config = {"captures_dir": str(captures_dir)} if captures_dir else {}
-    result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir))},
+    result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir)), "release_target": ReleaseTargetResource()},
                             run_config={"ops": {"captures": {"config": config},
                                                 "parse_captures": {"config": {"full_refresh": full_refresh}}}})
     assert result.success
@@ -81,7 +81,7 @@ def test_second_run_changes_nothing(first_run, data_dir):
     again = materialize(data_dir)
     assert again["release"]["published"].value is False
     assert {p.name: p.read_bytes() for p in (data_dir / "tables").glob("*.parquet")} == before
-    assert LocalGitTarget(data_dir / "releases").tags() == [first_run["release"]["version"].value]
+    assert list(LocalGitTarget(data_dir / "releases").tags()) == [first_run["release"]["version"].value]
 
 
 def test_incremental_runs_equal_a_full_refresh(first_run, data_dir, captures_copy):
@@ -114,7 +114,7 @@ def test_added_capture_makes_a_new_version_naming_what_changed(first_run, data_d
     assert release.version_key(v2) > release.version_key(v1)
 
     repo = data_dir / "releases"
-    changes = pl.read_parquet(repo / "data" / "changes" / release.SHARD)
+    changes = pl.read_parquet(repo / "data" / "changes" / release.SINGLE_SHARD)
     added = changes.filter(pl.col("change") == "added")
     changed = changes.filter(pl.col("change") == "changed")
     assert added["title"].to_list() == ["A Brand New Paper on Widgets"]

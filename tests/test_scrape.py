@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from assets.definitions import ALL_ASSETS
-from assets.resources import DataDirResource
+from assets.resources import DataDirResource, ReleaseTargetResource
 from assets.sources import HubResource, daily_papers, searched_papers
 from bench.render import api_item
 from hub_server import HubServer, HubState
@@ -143,7 +143,7 @@ def test_dagster_partition_then_the_pipeline(tmp_path, monkeypatch):
     empty = tmp_path / "no_files"
     empty.mkdir()
     with HubServer(state) as server:
-        resources = {"datadir": DataDirResource(data_dir=str(data)),
+        resources = {"datadir": DataDirResource(data_dir=str(data)), "release_target": ReleaseTargetResource(),
                      "hub": HubResource(base_url=server.url, requests_per_second=50)}
         fetched = dg.materialize([daily_papers, searched_papers], resources=resources, partition_key="2026-03-09",
                                  selection=[daily_papers], tags={"source": "test"})
@@ -165,7 +165,7 @@ def test_dagster_partition_then_the_pipeline(tmp_path, monkeypatch):
 
 
 def test_no_network_fails_with_one_clear_message(tmp_path):
-    resources = {"datadir": DataDirResource(data_dir=str(tmp_path / "data")),
+    resources = {"datadir": DataDirResource(data_dir=str(tmp_path / "data")), "release_target": ReleaseTargetResource(),
                  "hub": HubResource(base_url="http://127.0.0.1:9", attempts=2, timeout_seconds=0.5)}
     result = dg.materialize([daily_papers], resources=resources, partition_key="2026-03-09", raise_on_error=False)
     assert not result.success

@@ -1,0 +1,112 @@
+"""Both release targets through the same steps: the local git repository and a Hub dataset repo
+(the real `huggingface_hub` client against `hub_repo_server`)."""
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+
+from hub_repo_server import HubRepoServer
+from pipeline import publish, release, schema
+
+TOKEN = "hf_test_Secret_4f9c2a"
+NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.timezone.utc)
+
+
+def tables(*papers):
+    rows = [{"paper_id": pid, "title": title, "upvotes": up, "published_on": month, "n_sightings": 1}
+            for pid, title, up, month in papers]
+    return {"papers": schema.conform(rows, schema.PAPERS), "sightings": schema.empty(schema.SIGHTINGS),
+            "aliases": schema.empty(schema.ALIASES)}
+
+
+V1 = tables(("p1", "One", 1, dt.date(2026, 1, 5)), ("p2", "Two", 2, dt.date(2026, 2, 5)),
+            ("p3", "Three", 3, dt.date(2026, 3, 5)))
+V2 = tables(("p1", "One", 1, dt.date(2026, 1, 5)), ("p2", "Two", 9, dt.date(2026, 2, 5)))  # p2 changed, p3 gone
+
+
+@pytest.fixture(params=["local", "hub"])
+def target(request, tmp_path, monkeypatch):
+    if request.param == "local":
+        yield publish.LocalGitTarget(tmp_path / "releases")
+        return
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the session is offline elsewhere
+    with HubRepoServer(TOKEN) as server:
+        hub = publish.HubTarget("user/papers", TOKEN, server.url)
+        hub.server = server
+        yield hub
+
+
+def release_once(target, data, now=NOW):
+    current = publish.latest(target)
+    prepared = publish.prepare(target, current, data, schema.empty(schema.CAPTURES), now)
+    return None if prepared is None else publish.publish(target, prepared, current)
+
+
+def test_versions_read_back_exactly_and_only_changed_files_are_sent(target):
+    first = release_once(target, V1)
+    assert first.version == "v2026.11.22" and target.tags() == {first.version: first.commit}
+    assert {"data/papers/train-2026-01.parquet", "data/papers/train-2026-03.parquet", "README.md",
+            release.CHART} <= set(first.uploaded) and first.deleted == []
+    assert release_once(target, V1) is None  # nothing changed: nothing published
+
+    second = release_once(target, V2)
+    assert second.version == "v2026.11.22.1"
+    # January's shard is byte-identical; February's changed; March's is gone
+    assert "data/papers/train-2026-01.parquet" not in second.uploaded
+    assert "data/papers/train-2026-02.parquet" in second.uploaded
+    assert second.deleted == ["data/papers/train-2026-03.parquet"]
+    if isinstance(target, publish.HubTarget):
+        assert target.server.uploaded[-1] == second.uploaded  # what the server received
+
+    for version, expected in ((first.version, V1), (second.version, V2)):
+        manifest = json.loads(target.read("manifest.json", version))
+        read = release.read_tables(manifest, lambda path, v=version: target.read(path, v))
+        assert read["papers"].equals(release.canonical("papers", expected["papers"]))
+    changes = pl.read_parquet(target.read("data/changes/" + release.SINGLE_SHARD, second.version))
+    assert sorted(zip(changes["paper_id"], changes["change"])) == [("p2", "changed"), ("p3", "removed")]
+    assert "## v2026.11.22.1" in target.read("CHANGELOG.md", "main").decode().split("## v2026.11.22 (")[0]
+
+
+def test_a_publisher_whose_parent_moved_fails_and_leaves_the_repo_as_it_was(target):
+    release_once(target, V1)
+    stale = publish.latest(target)  # this publisher reads main ...
+    winner = release_once(target, V2)  # ... another publishes first
+    tags_before, head_before = target.tags(), target.head()
+    late = publish.prepare(target, stale, tables(("p9", "Nine", 1, dt.date(2026, 4, 1))),
+                           schema.empty(schema.CAPTURES), NOW)
+    with pytest.raises(publish.PublishConflict, match="moved") as error:
+        publish.publish(target, late, stale)
+    assert TOKEN not in str(error.value)
+    assert target.head() == head_before == winner.commit and target.tags() == tags_before
+    assert target.read("data/papers/train-2026-04.parquet", "main") is None
+
+
+def test_a_version_committed_but_not_tagged_is_tagged_by_the_next_run(target):
+    release_once(target, V1)
+    current = publish.latest(target)
+    prepared = publish.prepare(target, current, V2, schema.empty(schema.CAPTURES), NOW)
+    uploads, deletes = publish.plan(prepared, current.manifest)
+    commit = target.commit(uploads, deletes, prepared.message, current.head)  # the run stops here
+    assert prepared.version not in target.tags()
+    assert publish.finish_interrupted(target, publish.latest(target)) == prepared.version
+    assert target.tags()[prepared.version] == commit
+    assert release_once(target, V2) is None  # and the data are not published twice
+
+
+def test_hub_publishing_without_a_token_says_so(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    with HubRepoServer(TOKEN) as server:
+        anonymous = publish.HubTarget("user/papers", None, server.url)
+        with pytest.raises(publish.PublishError, match="HF_TOKEN is not set"):
+            release_once(anonymous, V1)
+        wrong = publish.HubTarget("user/papers", "hf_wrong", server.url)
+        with pytest.raises(publish.PublishError, match="401") as error:
+            release_once(wrong, V1)
+        assert "hf_wrong" not in str(error.value)
+        assert server.repos == {}
