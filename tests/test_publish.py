@@ -69,6 +69,13 @@ def test_versions_read_back_exactly_and_only_changed_files_are_sent(target):
     changes = pl.read_parquet(target.read("data/changes/" + release.SINGLE_SHARD, second.version))
     assert sorted(zip(changes["paper_id"], changes["change"])) == [("p2", "changed"), ("p3", "removed")]
     assert "## v2026.11.22.1" in target.read("CHANGELOG.md", "main").decode().split("## v2026.11.22 (")[0]
+    card = target.read("README.md", second.version).decode()
+    assert "- config_name: papers\n  default: true" in card and "- config_name: changes" in card
+    assert f"![Papers per publication month]({release.CHART})" in card
+    assert target.read(release.CHART, second.version).startswith(b"\x89PNG")
+    if isinstance(target, publish.HubTarget):
+        assert 'load_dataset("user/papers", revision="v2026.11.22.1")' in card
+        assert "FROM 'hf://datasets/user/papers@v2026.11.22.1/data/papers/*.parquet'" in card
 
 
 def test_a_publisher_whose_parent_moved_fails_and_leaves_the_repo_as_it_was(target):
