@@ -1,11 +1,13 @@
 """The `Definitions` that `dagster dev -w workspace.yaml` and `papers run` load."""
 
-from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 import dagster as dg
 
@@ -57,6 +59,38 @@ def daily_papers_schedule(context: dg.ScheduleEvaluationContext):
                                 run_config={"ops": {"daily_papers": {"config": {"refresh": True}}}})
 
 
+SETTLE_SECONDS = 10  # a file changed more recently may still be being written
+
+
+@dg.sensor(job=papers_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="Runs the pipeline on the files dropped into the inbox folder (PAPERS_INBOX, default "
+                       "<data dir>/inbox) since it last looked.")
+def captures_folder_sensor(context: dg.SensorEvaluationContext, datadir: DataDirResource):
+    folder = inbox(datadir.get())
+    if not folder.is_dir():
+        return dg.SkipReason(f"no inbox folder {folder}")
+    now = dt.datetime.now().timestamp()
+    settled = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        info = path.stat()
+        if now - info.st_mtime >= SETTLE_SECONDS:
+            settled[path.relative_to(folder).as_posix()] = f"{info.st_size}:{info.st_mtime_ns}"
+    seen = json.loads(context.cursor) if context.cursor else {}
+    new = sorted(name for name, stamp in settled.items() if seen.get(name) != stamp)
+    if not new:
+        return dg.SkipReason(f"no new files in {folder}")
+    key = hashlib.sha256(json.dumps([[n, settled[n]] for n in new]).encode()).hexdigest()[:16]
+    context.log.info(f"{len(new)} new files in {folder}: {', '.join(new[:5])}{' …' if len(new) > 5 else ''}")
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=key, run_config={"ops": {"captures": {"config": {"captures_dir": str(folder)}}}},
+                                    tags={"papers/new_files": str(len(new))})],
+        cursor=json.dumps({**seen, **settled}, sort_keys=True))
+
+
+def inbox(data_dir) -> Path:
+    return Path(os.environ.get("PAPERS_INBOX") or data_dir.root / "inbox")
+
+
 @dg.logger(description="One line an event, no stack traces: progress for the `papers` command line.")
 def terminal(init_context):
     log = logging.getLogger("papers.terminal")
@@ -83,6 +117,7 @@ defs = dg.Definitions(
     assets=[*sources.LIVE_ASSETS, *ALL_ASSETS],
     jobs=[papers_job, release_job, daily_scrape_job, search_job],
     schedules=[daily_papers_schedule],
+    sensors=[captures_folder_sensor],
     resources={"datadir": DataDirResource(),
                "release_target": ReleaseTargetResource(repo_id=os.environ.get("PAPERS_HUB_REPO") or None),
                "hub": sources.HubResource(base_url=os.environ.get("PAPERS_HUB_URL", "https://huggingface.co"))},

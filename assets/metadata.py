@@ -1,6 +1,8 @@
-"""Metadata the Dagster UI shows for a table: row count, schema and a preview."""
+"""Metadata the Dagster UI shows for a table: row count, schema, a preview, summaries and charts."""
 
 from __future__ import annotations
+
+import base64
 
 import dagster as dg
 import polars as pl
@@ -37,3 +39,13 @@ def table(frame: pl.DataFrame, path, columns: list[str] | None = None) -> dict:
 
 def counts_by(frame: pl.DataFrame, column: str) -> dict:
     return {str(k): int(v) for k, v in frame.group_by(column).len().sort(column).iter_rows()}
+
+
+def plot(png: bytes, caption: str) -> dg.MetadataValue:
+    """A chart inline in the UI: Markdown with the PNG as a data URI (Dagster has no image type)."""
+    return dg.MetadataValue.md(f"![{caption}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
+def summary(title: str, facts: dict) -> dg.MetadataValue:
+    lines = [f"**{title}**", ""] + [f"- {name}: **{value}**" for name, value in facts.items()]
+    return dg.MetadataValue.md("\n".join(lines))

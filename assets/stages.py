@@ -8,7 +8,7 @@ import polars as pl
 
 from assets import metadata, sources
 from assets.resources import DataDirResource, ReleaseTargetResource
-from pipeline import dedup, parse, publish, release, schema, store, validate
+from pipeline import charts, dedup, parse, publish, release, schema, store, validate
 from pipeline.paths import SAMPLE_CAPTURES
 from pipeline.sources.folder import import_folder
 
@@ -25,6 +25,15 @@ class ParseConfig(dg.Config):
     """Parse and validate every capture again (after a parser or suite change), not only new ones."""
 
 
+# Declarative automation, for when the default automation condition sensor is on: every stage runs
+# once anything upstream of it changed (a fetched day, a search), in the same run as its parents;
+# unmaterialized parents (days never fetched) do not hold it back. The release also waits for the
+# blocking checks of what it reads.
+AUTO = dg.AutomationCondition.eager().without(~dg.AutomationCondition.any_deps_missing()).with_label("eager")
+RELEASE_AUTO = (AUTO & dg.AutomationCondition.all_deps_blocking_checks_passed()).with_label(
+    "eager, blocking checks passed")
+
+
 def _parse_time(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -33,7 +42,7 @@ def _parse_time(value: str | None) -> dt.datetime | None:
 
 
 @dg.asset(group_name="capture", kinds={"parquet"}, owners=["team:data-eng"],
-          deps=[sources.daily_papers, sources.searched_papers])
+          deps=[sources.daily_papers, sources.searched_papers], automation_condition=AUTO)
 def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir: DataDirResource) -> dg.MaterializeResult:
     """Pages captured so far: every imported or fetched page, its bytes kept under their sha256."""
     data_dir = datadir.get()
@@ -76,9 +85,11 @@ def contract_check(report: validate.Report, check_name: str, asset: str) -> dg.A
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("listings", deps=["captures"], group_name="parse", kinds={"parquet"},
+        dg.AssetSpec("listings", deps=["captures"], group_name="parse", kinds={"parquet"}, automation_condition=AUTO,
+                     owners=["team:data-eng"],
                      description="One row per entry seen on a captured page that passed the listings suite."),
-        dg.AssetSpec("rejects", deps=["captures"], group_name="parse", kinds={"parquet"},
+        dg.AssetSpec("rejects", deps=["captures"], group_name="parse", kinds={"parquet"}, automation_condition=AUTO,
+                     owners=["team:data-eng"],
                      description="Every entry (or page) that could not become a listing, with the rule and why: "
                                  "parse failures and rows quarantined by the listings suite."),
     ],
@@ -111,20 +122,28 @@ def parse_captures(context: dg.AssetExecutionContext, config: ParseConfig, datad
         **metadata.table(listings, listings_path, ["title", "published_on", "upvotes", "source"]),
         "by_source": metadata.counts_by(listings, "source"),
     })
+    new_rejects = rejects.height - known_rejects.height
     yield dg.MaterializeResult(asset_key="rejects", metadata={
         **metadata.table(rejects, rejects_path, ["rule", "message", "capture_id", "position"]),
         "by_rule": metadata.counts_by(rejects, "rule"),
+        "summary": metadata.summary(f"{new_rejects:,} new rejects ({rejects.height:,} in all)", {
+            "from parsing": f"{new_rejects - quarantined.height:,}",
+            "quarantined by expectations/listings.json": f"{quarantined.height:,}",
+            **{f"rule `{rule}`": f"{n:,}" for rule, n in metadata.counts_by(rejects, "rule").items()}}),
     })
     yield contract_check(report, "listings_contract", "listings")
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("papers", deps=["listings"], group_name="resolve", kinds={"parquet"},
+        dg.AssetSpec("papers", deps=["listings"], group_name="resolve", kinds={"parquet"}, automation_condition=AUTO,
+                     owners=["team:data-eng"],
                      description="One row per paper, with a stable paper_id."),
-        dg.AssetSpec("sightings", deps=["listings"], group_name="resolve", kinds={"parquet"},
+        dg.AssetSpec("sightings", deps=["listings"], group_name="resolve", kinds={"parquet"}, automation_condition=AUTO,
+                     owners=["team:data-eng"],
                      description="Every listing of every paper: provenance and upvote history."),
-        dg.AssetSpec("merges", deps=["listings"], group_name="resolve", kinds={"parquet"},
+        dg.AssetSpec("merges", deps=["listings"], group_name="resolve", kinds={"parquet"}, automation_condition=AUTO,
+                     owners=["team:data-eng"],
                      description="Each listing, its paper, the rule that matched it and the score."),
     ],
     check_specs=[dg.AssetCheckSpec("papers_contract", asset="papers", blocking=True,
@@ -142,7 +161,9 @@ def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource,
         previous = publish.latest(release_target.get(data_dir)).tables
         if previous is not None:
             previous_ids, aliases = previous["sightings"].select("listing_id", "paper_id"), previous["aliases"]
-    resolution = dedup.resolve(listings, state, store.read_table(data_dir, "merges"), previous_ids, aliases)
+    # The previous papers and sightings are kept for every paper no new listing reaches.
+    previous = None if state.is_empty() else {name: store.read_table(data_dir, name) for name in ("papers", "sightings")}
+    resolution = dedup.resolve(listings, state, store.read_table(data_dir, "merges"), previous_ids, aliases, previous)
     paths = {name: store.write_table(data_dir, name, getattr(resolution, name))
              for name in ("papers", "sightings", "merges", "aliases")}
     store.write_table(data_dir, "resolver_state", resolution.state)
@@ -153,6 +174,14 @@ def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource,
         **metadata.table(papers, paths["papers"], ["paper_id", "title", "published_on", "upvotes", "n_sightings"]),
         "duplicates_merged": listings.height - papers.height,
         "aliases": resolution.aliases.height,
+        "summary": metadata.summary(f"{papers.height:,} papers from {listings.height:,} listings", {
+            "with an arXiv id": f"{papers['arxiv_id'].is_not_null().sum():,}",
+            "seen more than once": f"{(papers['n_sightings'] > 1).sum():,}",
+            "merged by rule": ", ".join(f"{rule} {n:,}" for rule, n in by_rule.items()),
+            "new ids that became aliases": f"{resolution.aliases.height:,}"}),
+        "papers_per_day": metadata.plot(charts.papers_per(papers, "%Y-%m-%d", "Papers per day (last 60 days)", 60),
+                                        "papers per day"),
+        "upvotes": metadata.plot(charts.upvotes_histogram(papers), "papers by upvotes"),
     })
     yield dg.MaterializeResult(asset_key="sightings", metadata=metadata.table(resolution.sightings, paths["sightings"]))
     yield dg.MaterializeResult(asset_key="merges", metadata={
@@ -162,7 +191,7 @@ def resolve_papers(context: dg.AssetExecutionContext, datadir: DataDirResource,
 
 
 @dg.asset(deps=["captures", "listings", "rejects", "papers", "sightings", "merges"], group_name="store",
-          kinds={"duckdb"}, owners=["team:data-eng"])
+          kinds={"duckdb"}, owners=["team:data-eng"], automation_condition=AUTO)
 def catalog(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.MaterializeResult:
     """DuckDB catalog: one view per table over its Parquet file."""
     data_dir = datadir.get()
@@ -174,7 +203,7 @@ def catalog(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.M
 
 
 @dg.asset(name="release", deps=["papers", "sightings", "captures"], group_name="release",
-          kinds={"git", "huggingface"}, owners=["team:data-eng"])
+          kinds={"git", "huggingface"}, owners=["team:data-eng"], automation_condition=RELEASE_AUTO)
 def release_snapshot(context: dg.AssetExecutionContext, datadir: DataDirResource,
                      release_target: ReleaseTargetResource) -> dg.MaterializeResult:
     """A versioned snapshot of the dataset on the Hub (or the local git repository): one commit and

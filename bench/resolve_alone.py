@@ -27,7 +27,8 @@ peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text
 # One new capture (100 listings) against the store, with the state of the full resolution.
 new = pl.read_parquet(sys.argv[2])
 start = time.perf_counter()
-dedup.resolve(pl.concat([listings, new]), resolution.state, resolution.merges, aliases=resolution.aliases)
+dedup.resolve(pl.concat([listings, new]), resolution.state, resolution.merges, aliases=resolution.aliases,
+              previous={"papers": resolution.papers, "sightings": resolution.sightings})
 incremental = time.perf_counter() - start
 print(json.dumps({"listings": listings.height, "papers": resolution.papers.height,
                   "seconds": round(seconds, 2), "peak_rss_mib": peak,

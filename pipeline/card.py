@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-
 import polars as pl
 
-from pipeline import dedup, schema
+from pipeline import charts, dedup, schema
 
 PRETTY_NAME = "Hugging Face Papers listings (curated)"
 
@@ -57,22 +55,7 @@ def _column_table(table: dict) -> str:
 
 
 def chart(papers: pl.DataFrame) -> bytes:
-    """PNG bar chart of papers per publication month (matplotlib's Agg canvas, no GUI)."""
-    from matplotlib.figure import Figure  # heavy: only when a release is made
-
-    per_month = (papers.filter(pl.col("published_on").is_not_null())
-                 .group_by(month=pl.col("published_on").dt.strftime("%Y-%m")).len().sort("month"))
-    fig = Figure(figsize=(8, 3), dpi=100)
-    ax = fig.add_subplot()
-    ax.bar(per_month["month"].to_list(), per_month["len"].to_list(), color="#ff9d00")
-    ax.set_ylabel("papers")
-    ax.set_title("Papers per publication month")
-    step = max(1, per_month.height // 12)
-    ax.set_xticks(range(0, per_month.height, step), per_month["month"].to_list()[::step], rotation=45, ha="right")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": None})  # no version string: same data, same bytes
-    return buffer.getvalue()
+    return charts.papers_per(papers, "%Y-%m", "Papers per publication month")
 
 
 def render(version: str, papers: pl.DataFrame, sightings: pl.DataFrame, n_captures: int,

@@ -75,7 +75,7 @@ def short_hash(expr: pl.Expr) -> pl.Expr:
 def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
     """`listings` with their abstract key and record id (the abstract text itself dropped); `known`
     (listing_id, record_id, abstract_key) spares the listings resolved before the work."""
-    narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key",
+    narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "listing_hash",
                              text_hash=plh.col("abstract").nchash.xxhash64())
     old = narrow.join(known, on="listing_id", how="inner").drop("text_hash")
     new = narrow.join(known, on="listing_id", how="anti") if known.height else narrow
@@ -134,10 +134,11 @@ def _sign(records: pl.DataFrame) -> np.ndarray:
 
 def band_keys(sig: np.ndarray) -> np.ndarray:
     """One uint64 key per LSH band (BANDS bands of ROWS signature values)."""
-    bands = sig.reshape(len(sig), BANDS, ROWS).astype(np.uint64)
-    key = np.zeros(bands.shape[:2], dtype=np.uint64)
-    for j in range(ROWS):
-        key = key * np.uint64(0x9E3779B97F4A7C15) + bands[:, :, j]
+    bands = sig.reshape(len(sig), BANDS, ROWS)
+    key = bands[:, :, 0].astype(np.uint64)
+    for j in range(1, ROWS):  # one band column at a time: no uint64 copy of the whole matrix
+        key *= np.uint64(0x9E3779B97F4A7C15)
+        key += bands[:, :, j]
     return key
 
 
@@ -147,6 +148,16 @@ def _binary_rows(sig: np.ndarray) -> pl.Series:
     rows = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(sig),
                                                 [None, pa.py_buffer(np.ascontiguousarray(sig))])
     return pl.Series("signature", rows).cast(pl.Binary)
+
+
+def _matrix(rows: pl.Series) -> np.ndarray:
+    """Binary signature rows back into a (rows, NUM_PERM) uint32 matrix, read from the Arrow buffers."""
+    array = rows.rechunk().to_arrow().cast(pa.large_binary())
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + len(array) + 1]
+    if not (np.diff(offsets) == NUM_PERM * 4).all():
+        raise ValueError(f"resolver state: signatures must be {NUM_PERM} uint32 values each")
+    values = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return values.view(np.uint32).reshape(-1, NUM_PERM)
 
 
 def jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
@@ -159,11 +170,21 @@ def jaccard(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 1 << 18)
 
 
 class _Components:
-    """Union-find over records that refuses to join two different arXiv ids."""
+    """Union-find over records that refuses to join two different arXiv ids. Starts from `parent`
+    (each record pointing at its group's smallest index) and `arxiv` (each group's arXiv id at its root)."""
 
-    def __init__(self, arxiv: list[str | None]):
-        self.parent = list(range(len(arxiv)))
-        self.arxiv = list(arxiv)
+    def __init__(self, parent: np.ndarray, arxiv: list[str | None]):
+        self.parent = parent.tolist()
+        self.arxiv = arxiv
+
+    def roots(self) -> np.ndarray:
+        """Every record's root, by pointer jumping over the whole array at once."""
+        parent = np.asarray(self.parent, dtype=np.int64)
+        while True:
+            jumped = parent[parent]
+            if np.array_equal(jumped, parent):
+                return parent
+            parent = jumped
 
     def find(self, i: int) -> int:
         root = i
@@ -234,22 +255,27 @@ def _is_prefix(records: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarra
 
 
 def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
-            previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None) -> Resolution:
+            previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None,
+            previous: dict[str, pl.DataFrame] | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
 
     `state` and `merges`: the previous resolution's records and listings (their papers, keys and
     signatures are reused); `previous_ids`: listing_id -> paper_id of the previous release, used
-    when there is no state."""
+    when there is no state; `previous`: the previous resolution's `papers` and `sightings`, whose
+    rows are kept for every paper no new listing reaches (only the touched papers are aggregated
+    again; they come after the kept rows)."""
     aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
     state = schema.empty(schema.RESOLVER_STATE) if state is None else schema.conform(state, schema.RESOLVER_STATE)
-    resolved_before = (schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)).select(
-        "listing_id", "record_id").join(state.select("record_id", "abstract_key"), on="record_id")
+    merges = schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)
+    resolved_before = merges.select("listing_id", "record_id").join(state.select("record_id", "abstract_key"),
+                                                                     on="record_id")
     listings = listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
     # Matching works on a narrow frame; the wide listings are read once more, to make the papers.
-    keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract"),
-                             resolved_before)
+    row_hash = schema.conform(listings, schema.LISTINGS).hash_rows(seed=0)
+    keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract",
+                                             listing_hash=row_hash), resolved_before)
     records = keyed.group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()).sort("record_id")
-    keyed = keyed.select("listing_id", "captured_at", "record_id")  # the texts live on in `records` only
+    keyed = keyed.select("listing_id", "captured_at", "record_id", "listing_hash")  # texts live on in `records` only
     known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
     if previous_ids is not None and previous_ids.height:
         from_release = (keyed.select("record_id", "listing_id")
@@ -262,19 +288,23 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
         paper_id=pl.coalesce("paper_id_right", "paper_id")).drop("paper_id_right")
 
     n = known.height
-    old_paper = known["paper_id"].to_list()
-    is_new = np.array([p is None for p in old_paper], dtype=bool)
+    is_new = known["paper_id"].is_null().to_numpy()
     new_idx = np.flatnonzero(is_new)
 
     sig = np.zeros((n, NUM_PERM), dtype=np.uint32)
     have_sig = known["signature"].is_not_null().to_numpy()
     if have_sig.any():
-        stored = np.frombuffer(b"".join(known["signature"].filter(pl.Series(have_sig)).to_list()), dtype=np.uint32)
-        sig[have_sig] = stored.reshape(-1, NUM_PERM)
+        sig[have_sig] = _matrix(known["signature"].filter(pl.Series(have_sig)))
     if (~have_sig).any():
         sig[~have_sig] = signatures(known.filter(pl.Series(~have_sig)))
 
-    comps = _Components(known["arxiv_id"].to_list())
+    # Old records start in one group per old paper, rooted at its smallest index.
+    groups = known.select("paper_id", "arxiv_id", i=pl.int_range(pl.len(), dtype=pl.Int64)).with_columns(
+        first=pl.col("i").min().over("paper_id"), group_arxiv=pl.col("arxiv_id").drop_nulls().first().over("paper_id"))
+    new = pl.col("paper_id").is_null()
+    groups = groups.select(parent=pl.when(new).then("i").otherwise("first"),
+                           arxiv=pl.when(new).then("arxiv_id").otherwise("group_arxiv"))
+    comps = _Components(groups["parent"].to_numpy(), groups["arxiv"].to_list())
     rule: list[str | None] = known["rule"].to_list()
     score: list[float | None] = known["score"].to_list()
 
@@ -284,12 +314,6 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
                 for k in (i, j):
                     if rule[k] is None:
                         rule[k], score[k] = name, s
-
-    # Old records stay with their old papers.
-    first_of_paper: dict[str, int] = {}
-    for i, p in enumerate(old_paper):
-        if p is not None:
-            comps.union(first_of_paper.setdefault(p, i), i)
 
     a, b = _pairs_on(known, new_idx, "arxiv_id")
     attach(a, b, "arxiv_id", np.ones(len(a), dtype=np.float32))
@@ -318,15 +342,29 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
             if comps.union(i, r) and rule[i] is None:
                 rule[i], score[i] = "title_only", 1.0
 
-    root = np.array([comps.find(i) for i in range(n)], dtype=np.int64)
     assigned = known.select("record_id", "paper_id").with_columns(
-        root=pl.Series(root), rule=pl.Series(rule, dtype=pl.String), score=pl.Series(score, dtype=pl.Float32))
-    return _finish(listings, keyed, known, assigned, sig, aliases)
+        root=pl.Series(comps.roots()), rule=pl.Series(rule, dtype=pl.String), score=pl.Series(score, dtype=pl.Float32))
+    touched = None
+    if previous is not None and previous_ids is None:
+        fresh = keyed.join(resolved_before, on="listing_id", how="anti")
+        vanished = resolved_before.join(keyed, on="listing_id", how="anti").height
+        altered = keyed.join(merges.select("listing_id", "listing_hash"), on="listing_id").filter(
+            pl.col("listing_hash") != pl.col("listing_hash_right")).height
+        if not vanished and not altered:  # listings only added: the papers none of them reaches are as before
+            touched = assigned.join(fresh.select("record_id").unique(), on="record_id")["root"].unique()
+    return _finish(listings, keyed, known, assigned, sig, aliases,
+                   None if touched is None else (previous, merges, touched))
 
 
 def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
-            sig: np.ndarray, aliases: pl.DataFrame) -> Resolution:
+            sig: np.ndarray, aliases: pl.DataFrame, incremental=None) -> Resolution:
+    """Ids, merges, papers, sightings and state from the components (`assigned.root`). With
+    `incremental` = (previous papers and sightings, previous merges, touched roots), only the
+    touched components are worked out again; the rest are the previous rows as they were."""
     listings = keyed.join(assigned.select("record_id", "root", "rule", "score"), on="record_id")
+    if incremental is not None:
+        previous, previous_merges, touched = incremental
+        listings = listings.filter(pl.col("root").is_in(touched.implode()))
     # Per component: the old ids it holds (earliest first sighting survives) or a new id.
     seen = listings.group_by("root").agg(
         first_listing=pl.col("listing_id").sort_by(["captured_at", "listing_id"]).first())
@@ -352,6 +390,8 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         .when(pl.col("record_id").cum_count().over("paper_id", "record_id") > 1).then(pl.lit("exact"))
         .otherwise(pl.col("rule")),
     ).with_columns(score=pl.when(pl.col("rule").is_in(["first", "exact"])).then(pl.lit(1.0)).otherwise(pl.col("score")))
+    if incremental is not None:
+        wide = wide.filter(pl.col("listing_id").is_in(listings["listing_id"].implode()))
     # The wide listings are neither joined nor sorted (each would copy them): their paper and their
     # place in capture order come as columns aligned to their rows.
     aligned = wide.select("listing_id").join(listings.select("listing_id", "paper_id").with_row_index("seq"),
@@ -368,16 +408,25 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         pl.col("source").unique().sort().alias("sources"),
     )
     papers, sightings = pl.collect_all([papers, ordered.select(list(schema.SIGHTINGS))])
-    record_paper = listings.select("record_id", "paper_id").unique("record_id")
+    papers = schema.conform(papers, schema.PAPERS).sort(["published_on", "paper_id"], nulls_last=True)
+    sightings = schema.conform(sightings, schema.SIGHTINGS).sort(["paper_id", "captured_at", "listing_id"])
+    merges = schema.conform(merges, schema.MERGES).sort("listing_id")
+    # Every record's paper: its component's id, or (untouched) the id it had.
+    record_paper = assigned.select("record_id", "paper_id").join(
+        listings.select("record_id", pl.col("paper_id").alias("now")).unique("record_id"),
+        on="record_id", how="left", maintain_order="left").select("record_id", paper_id=pl.coalesce("now", "paper_id"))
+    if incremental is not None:
+        replaced = pl.concat([listings["paper_id"], assigned.join(listings.select("record_id").unique(),
+                                                                   on="record_id")["paper_id"]]).drop_nulls().implode()
+        kept = [previous[name].filter(~pl.col("paper_id").is_in(replaced)) for name in ("papers", "sightings")]
+        papers = pl.concat([schema.conform(kept[0], schema.PAPERS), papers])
+        sightings = pl.concat([schema.conform(kept[1], schema.SIGHTINGS), sightings])
+        merges = pl.concat([previous_merges.filter(~pl.col("listing_id").is_in(merges["listing_id"].implode())),
+                            merges])
     # `known` is in record_id order already: the joins keep it, so the state needs no sorted copy.
     state = (known.select("record_id", "arxiv_id", "title_key", "abstract_key")
              .with_columns(signature=_binary_rows(sig))
              .join(record_paper, on="record_id", maintain_order="left")
              .join(assigned.select("record_id", "rule", "score"), on="record_id", maintain_order="left"))
-    return Resolution(
-        papers=schema.conform(papers, schema.PAPERS).sort(["published_on", "paper_id"], nulls_last=True),
-        sightings=schema.conform(sightings, schema.SIGHTINGS).sort(["paper_id", "captured_at", "listing_id"]),
-        merges=schema.conform(merges, schema.MERGES).sort("listing_id"),
-        aliases=all_aliases,
-        state=schema.conform(state, schema.RESOLVER_STATE),
-    )
+    return Resolution(papers=papers, sightings=sightings, merges=merges, aliases=all_aliases,
+                      state=schema.conform(state, schema.RESOLVER_STATE))

@@ -100,6 +100,7 @@ MERGES = {  # how each listing was matched to its paper
     "record_id": pl.String,  # listings agreeing on arXiv id, title key and abstract key share one
     "rule": pl.String,  # first | exact | arxiv_id | title_key | near_duplicate | title_only
     "score": pl.Float32,  # 1 for exact rules, the MinHash Jaccard estimate otherwise
+    "listing_hash": pl.UInt64,  # of the whole listing row: a re-parsed listing that changed is noticed
 }
 
 ALIASES = {  # ids that turned out to name the same paper as another

@@ -90,6 +90,8 @@ def test_ids_are_stable_across_runs_and_new_papers_do_not_move_old_ids():
              listing(3, "Alpha: revised", (2025, 6, 1), abstract=LONG, arxiv_id="2506.00001"),
              listing(4, "Gamma", abstract="Something else entirely, a third paper about gamma rays and more.")]
     for kw in ({"state": first.state, "merges": first.merges, "aliases": first.aliases},
+               {"state": first.state, "merges": first.merges, "aliases": first.aliases,
+                "previous": {"papers": first.papers, "sightings": first.sightings}},
                {"state": first.state, "aliases": first.aliases},
                {"previous_ids": first.sightings.select("listing_id", "paper_id")}):
         again = resolve(later, **kw)
@@ -104,12 +106,14 @@ def test_two_papers_that_turn_out_one_keep_the_older_id_and_alias_the_other():
                      listing(2, "Widget Learning at Scale", (2026, 1, 2), abstract=LONG)])
     a, b = paper_of(first, 1), paper_of(first, 2)
     assert a != b
-    bridged = resolve([listing(1, "Widget Learning", (2026, 1, 1), abstract=" ".join(words[:20])),
-                       listing(2, "Widget Learning at Scale", (2026, 1, 2), abstract=LONG),
-                       listing(3, "Widget Learning", (2026, 1, 3), abstract=LONG)],
-                      state=first.state, merges=first.merges, aliases=first.aliases)
-    assert {paper_of(bridged, n) for n in (1, 2, 3)} == {a}
-    assert bridged.aliases.rows() == [(b, a)]
+    for previous in (None, {"papers": first.papers, "sightings": first.sightings}):
+        bridged = resolve([listing(1, "Widget Learning", (2026, 1, 1), abstract=" ".join(words[:20])),
+                           listing(2, "Widget Learning at Scale", (2026, 1, 2), abstract=LONG),
+                           listing(3, "Widget Learning", (2026, 1, 3), abstract=LONG)],
+                          state=first.state, merges=first.merges, aliases=first.aliases, previous=previous)
+        assert {paper_of(bridged, n) for n in (1, 2, 3)} == {a}
+        assert bridged.aliases.rows() == [(b, a)]
+        assert bridged.papers["paper_id"].to_list() == [a] and bridged.papers["n_sightings"].to_list() == [3]
 
 
 def test_incremental_resolution_equals_resolving_everything():
@@ -127,6 +131,19 @@ def test_incremental_resolution_equals_resolving_everything():
     assert full.papers.height == 30
     assert incremental.papers.equals(full.papers)
     assert incremental.merges.select("listing_id", "paper_id").equals(full.merges.select("listing_id", "paper_id"))
+    # Reusing the previous papers and sightings, only the papers new listings reach are aggregated
+    # again: the same tables, in another row order.
+    reused = resolve(rows, state=step.state, merges=step.merges, aliases=step.aliases,
+                     previous={"papers": step.papers, "sightings": step.sightings})
+    for name, key in (("papers", "paper_id"), ("sightings", "listing_id"), ("merges", "listing_id")):
+        assert getattr(reused, name).sort(key).equals(getattr(full, name).sort(key)), name
+    assert reused.state.equals(incremental.state)
+    # A listing parsed again with another value (a parser fix) is noticed: everything is aggregated again.
+    reparsed = [{**row, "upvotes": 77} if row["listing_id"] == "c005:0" else row for row in rows]
+    again = resolve(reparsed, state=reused.state, merges=reused.merges, aliases=reused.aliases,
+                    previous={"papers": reused.papers, "sightings": reused.sightings})
+    assert again.papers.filter(pl.col("upvotes") == 77).height == 1
+    assert again.papers.equals(resolve(reparsed).papers)
 
 
 def test_the_documented_thresholds_are_the_ones_used():
