@@ -191,25 +191,39 @@ def test_graphql_materializes_a_partition_with_metadata_and_checks(dagster, runs
         assert found["executionForLatestMaterialization"]["evaluation"]["success"] is True
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (the test setup installs it)")
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (tests/install_browser.py does it)")
 def test_the_ui_shows_every_asset_and_a_materialization_s_metadata(dagster, runs):
     from playwright.sync_api import expect, sync_playwright
 
     from assets.definitions import defs
 
-    names = sorted(node.key.to_user_string() for node in defs.get_repository_def().asset_graph.asset_nodes)
+    groups: dict[str, list[str]] = {}
+    for node in defs.get_repository_def().asset_graph.asset_nodes:
+        groups.setdefault(node.group_name, []).append(node.key.to_user_string())
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1800, "height": 1100})
         page.goto(f"{dagster.url}/asset-groups", wait_until="networkidle")
-        for name in names:
-            expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=30_000)
-        page.screenshot(path=str(ARTIFACTS / "asset-graph.png"), full_page=True)
+        for group in groups:  # the global lineage: one box a stage
+            expect(page.get_by_text(group, exact=True).first).to_be_visible(timeout=30_000)
+        skip = page.get_by_role("button", name="Skip")  # Dagster's newsletter prompt on a new instance
+        if skip.count():
+            skip.click()
+        page.screenshot(path=str(ARTIFACTS / "lineage.png"))
+        for group, names in sorted(groups.items()):  # each stage's graph: every asset a node
+            page.goto(f"{dagster.url}/locations/papers/asset-groups/{group}/lineage", wait_until="networkidle")
+            for name in names:
+                expect(page.get_by_text(name, exact=True).first).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / f"lineage-{group}.png"))
 
-        page.goto(f"{dagster.url}/assets/papers", wait_until="networkidle")
-        for label in ("duplicates_merged", "dagster/row_count"):
-            expect(page.get_by_text(label).first).to_be_visible(timeout=30_000)
-        page.screenshot(path=str(ARTIFACTS / "papers-asset.png"), full_page=True)
+        page.goto(f"{dagster.url}/assets/papers?view=events", wait_until="networkidle")
+        for label in ("duplicates_merged", "summary", "upvotes"):
+            expect(page.get_by_text(label, exact=True).first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "papers-events.png"), full_page=True)
+        page.get_by_role("row").filter(has_text="upvotes").get_by_text("Show Markdown").click()
+        expect(page.get_by_role("img", name="papers by upvotes")).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(1000)  # the dialog fades in
+        page.screenshot(path=str(ARTIFACTS / "papers-upvotes-plot.png"))
         browser.close()
-    assert (ARTIFACTS / "asset-graph.png").stat().st_size > 10_000
+    assert (ARTIFACTS / "papers-events.png").stat().st_size > 10_000
