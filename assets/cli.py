@@ -215,8 +215,9 @@ def cmd_query(args: argparse.Namespace) -> int:
         return 2
     with store.connect_catalog(data_dir) as con:
         try:
+            store.check_query(args.sql)
             relation = con.sql(args.sql)
-        except duckdb.Error as err:
+        except (duckdb.Error, PermissionError) as err:
             print(f"papers query: {err}", file=sys.stderr)
             return 1
         if relation is None:

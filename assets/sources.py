@@ -12,11 +12,10 @@ import dagster as dg
 import polars as pl
 
 from assets.resources import DataDirResource
-from pipeline import schema
+from pipeline import schema, store
 from pipeline.paths import DataDir
 from pipeline.sources.http import Client
 from pipeline.sources.hub import FETCH_LOG, FIRST_DAY, Fetcher
-from pipeline.store import write_parquet
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=os.environ.get("PAPERS_DAILY_START", FIRST_DAY.isoformat()), end_offset=1)
@@ -59,13 +58,16 @@ def run_fetch(context, hub: HubResource, data_dir: DataDir, name: str, work) -> 
     """Fetch with `work(fetcher)`, add what it got to the `name` files, and fail with one clear line
     when nothing could be fetched at all."""
     captures_path, log_path = fetched_files(data_dir, name)
-    old_captures, old_log = _read(captures_path, schema.CAPTURES), _read(log_path, FETCH_LOG)
-    with hub.client() as client:
-        fetcher = Fetcher(client, data_dir, old_log, progress=context.log.info)
-        work(fetcher)
-    captures, log = fetcher.results()
-    write_parquet(pl.concat([old_captures, captures]), captures_path)
-    write_parquet(pl.concat([old_log, log]), log_path)
+    # One writer per fetched file (two runs of one day would each lose the other's log otherwise);
+    # the captures and the log are one commit, so a crash cannot keep one without the other.
+    with store.exclusive(data_dir, f"fetching {name}", captures_path.with_suffix(".lock")):
+        old_captures, old_log = _read(captures_path, schema.CAPTURES), _read(log_path, FETCH_LOG)
+        with hub.client() as client:
+            fetcher = Fetcher(client, data_dir, old_log, progress=context.log.info)
+            work(fetcher)
+        captures, log = fetcher.results()
+        store.commit(data_dir, {captures_path: pl.concat([old_captures, captures]),
+                                log_path: pl.concat([old_log, log])})
     outcomes = {k: v for k, v in log.group_by("outcome").len().iter_rows()}
     if log.height and outcomes.get("failed", 0) == log.height:
         reasons = sorted(set(log["reason"].drop_nulls()))

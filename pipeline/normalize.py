@@ -21,13 +21,20 @@ _LATEX_SYMBOL_ACCENT = r"""\\[`'^"~=.]\s*\{?\\?([A-Za-z])\}?"""
 _LATEX_LETTER_ACCENT = r"\\[uvHckrbd]\{\\?([A-Za-z])\}"
 
 
+# Control characters (C0, DEL, C1) and the bidirectional overrides and isolates, which can make a
+# title display as something else: removed (white space among them is collapsed instead).
+_INVISIBLE = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0),
+                            *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
 def clean_text(value: str | None) -> str | None:
-    """Collapse every run of white space (line breaks included) to one space and trim the ends.
+    """Drop control characters, collapse every run of white space (line breaks included) to one
+    space and trim the ends.
 
     Empty results are None: a missing field is null, never an empty string."""
     if value is None:
         return None
-    cleaned = " ".join(value.split())
+    cleaned = " ".join(value.translate(_INVISIBLE).split())
     return cleaned or None
 
 

@@ -49,6 +49,8 @@ class Target(Protocol):
 
     def tag(self, version: str, commit: str, message: str) -> None: ...
 
+    def repair(self) -> None: ...  # whatever a crash left half done outside the commits themselves
+
 
 @dataclass(frozen=True)
 class Published:
@@ -85,7 +87,9 @@ def latest(target: Target) -> Latest:
 
 
 def finish_interrupted(target: Target, current: Latest) -> str | None:
-    """Tag the head if it holds a version whose tag is missing (a run stopped between commit and tag)."""
+    """Tag the head if it holds a version whose tag is missing (a run stopped between commit and
+    tag), after the target's own repairs."""
+    target.repair()
     version = current.manifest.get("version")
     if version and version not in target.tags():
         target.tag(version, current.head, f"Release {version}")
@@ -203,16 +207,27 @@ class LocalGitTarget:
             if not moved:
                 raise PublishConflict(f"{self.location}: {BRANCH} moved since {str(parent)[:12]}; "
                                       "another run published first. Run again to publish on top of it.")
-            repo.get_worktree().reset_index(c.tree)
-            self._remove_untracked(entries)
-            return c.id.decode()
+        self.repair()
+        return c.id.decode()
 
-    def _remove_untracked(self, entries: dict[bytes, tuple]) -> None:
-        """reset_index writes the tree's files; files the new tree dropped are removed here."""
+    def repair(self) -> None:
+        """Check `main` out into the work tree unless it is checked out already (the commit moves
+        the branch first; a crash before the checkout leaves the work tree behind)."""
+        from dulwich.object_store import iter_tree_contents
+
+        marker = self.path / ".git" / "papers-checkout"
+        head = self.head()
+        if head is None or (marker.exists() and marker.read_text() == head):
+            return
+        with self._repo() as repo:
+            tree = self._commit_of(repo, head).tree
+            repo.get_worktree().reset_index(tree)
+            tracked = {e.path.decode() for e in iter_tree_contents(repo.object_store, tree)}
         for path in self.path.rglob("*"):
             rel = path.relative_to(self.path)
-            if path.is_file() and ".git" not in rel.parts and rel.as_posix().encode() not in entries:
+            if path.is_file() and ".git" not in rel.parts and rel.as_posix() not in tracked:
                 path.unlink()
+        marker.write_text(head)
 
     def tag(self, version: str, commit: str, message: str) -> None:
         from dulwich import porcelain
@@ -288,6 +303,9 @@ class HubTarget:
                                       "published first. Run again to publish on top of it.") from None
             raise PublishError(f"{self.location}: commit refused ({status}): {_first_line(error)}") from None
         return info.oid
+
+    def repair(self) -> None:
+        pass  # a Hub commit is one request: nothing of it can be half done
 
     def tag(self, version: str, commit: str, message: str) -> None:
         self.api.create_tag(self.repo_id, tag=version, tag_message=message, revision=commit, repo_type="dataset")

@@ -39,6 +39,7 @@ FORMATS = [
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 UNKNOWN = "unknown"
+TOO_LARGE = "too_large"  # a file over the import size cap: recorded, not stored
 
 
 def decode(data: bytes) -> str | None:
@@ -79,6 +80,10 @@ def page_time(format_name: str, data: bytes) -> dt.datetime | None:
 def parse_capture(capture: dict, data: bytes) -> tuple[list[dict], list[dict]]:
     """Listing rows and reject rows for one capture (a `captures` row and its bytes)."""
     capture_id = capture["capture_id"]
+    if capture["format"] == TOO_LARGE:
+        return [], [{"capture_id": capture_id, "position": None, "stage": "parse", "rule": TOO_LARGE,
+                     "message": f"{capture['origin']}: {capture['n_bytes']} bytes, over the size limit; not stored",
+                     "excerpt": None}]
     fmt = _BY_NAME.get(capture["format"])
     text = decode(data)
     if fmt is None or text is None:
@@ -118,7 +123,8 @@ def parse_captures(captures: pl.DataFrame, data_dir: Path) -> tuple[pl.DataFrame
     Rows become columns a batch at a time, so memory holds Python objects for one batch only."""
     listing_frames, reject_frames, listings, rejects = [], [], [], []
     for capture in captures.iter_rows(named=True):
-        rows, bad = parse_capture(capture, (data_dir / capture["raw_path"]).read_bytes())
+        data = (data_dir / capture["raw_path"]).read_bytes() if capture["raw_path"] else b""
+        rows, bad = parse_capture(capture, data)
         listings.extend(rows)
         rejects.extend(bad)
         if len(listings) >= BATCH_ROWS:

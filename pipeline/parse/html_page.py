@@ -29,13 +29,28 @@ def looks_like(text: str) -> bool:
     return head.startswith(("<!doctype html", "<html")) or (head.startswith("<") and "data-props=" in text)
 
 
+# A start tag, by the HTML syntax of attributes (quoted values may hold `>`).
+# (A `<` cannot start an attribute name here, so a tag never runs on into the next one.)
+_START_TAG = re.compile(r"""<[A-Za-z][^\s/<>]*(?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*\s*/?>""")
+_TAG_REACH = 100_000  # how far before `data-props` its tag may start
+
+
 def _payloads(text: str) -> list[dict]:
-    tree = LexborHTMLParser(text)
+    """The hydration payloads: each tag carrying `data-props` is cut out and parsed alone. Parsing
+    the whole document is never needed, and deeply nested or broken markup costs nothing."""
     found = []
-    for node in tree.css("[data-props]"):
-        doc = api_json.load(node.attributes.get("data-props") or "")
+    pos = text.find("data-props")
+    while pos != -1:
+        start = text.rfind("<", max(0, pos - _TAG_REACH), pos)
+        tag = _START_TAG.match(text, start) if start != -1 else None
+        if tag is None or tag.end() <= pos:
+            pos = text.find("data-props", pos + 1)
+            continue
+        node = LexborHTMLParser(tag.group(0)).css_first("[data-props]")
+        doc = api_json.load(node.attributes.get("data-props") or "") if node is not None else None
         if isinstance(doc, dict) and any(k in doc for k in LIST_KEYS):
             found.append(doc)
+        pos = text.find("data-props", tag.end())
     return found
 
 

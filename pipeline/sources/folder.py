@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,14 +13,26 @@ from pipeline import parse, rawstore, schema
 from pipeline.paths import DataDir
 
 
+MAX_CAPTURE_BYTES = 50 * 1024 * 1024  # as for fetched pages: no papers page comes near it
+
+
 def capture_files(folder: Path) -> list[Path]:
-    """Every regular, non-hidden file below `folder`, in a stable order."""
+    """Every regular, non-hidden file below `folder`, in a stable order; symbolic links are not
+    followed (a link could lead anywhere on the machine)."""
     if not folder.is_dir():
         raise FileNotFoundError(f"captures folder {folder} does not exist or is not a folder")
     return sorted(
         p for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def capture_time(fmt: str, data: bytes, path: Path, given: dt.datetime | None) -> tuple[dt.datetime, str]:
@@ -41,6 +54,16 @@ def import_folder(data_dir: DataDir, folder: Path, known_ids: set[str],
     """`captures` rows for the files of `folder` whose bytes are not among `known_ids` yet."""
     rows, seen = [], set(known_ids)
     for path in capture_files(folder):
+        size = path.stat().st_size
+        if size > MAX_CAPTURE_BYTES:  # recorded (parsing rejects it), never read whole nor stored
+            capture_id = _sha256_of(path)
+            if capture_id not in seen:
+                seen.add(capture_id)
+                rows.append({"capture_id": capture_id, "source": "text_capture", "format": parse.TOO_LARGE,
+                             "origin": path.relative_to(folder).as_posix(), "params": json.dumps({}),
+                             "captured_at": dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc),
+                             "captured_at_basis": "file_mtime", "n_bytes": size, "raw_path": None})
+            continue
         data = path.read_bytes()
         capture_id, raw_path = rawstore.put(data_dir, data)
         if capture_id in seen:
