@@ -1,6 +1,5 @@
 """The `Definitions` that `dagster dev -w workspace.yaml` and `papers run` load."""
 
-
 import datetime as dt
 import hashlib
 import json

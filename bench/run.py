@@ -81,13 +81,12 @@ def pipeline_in_process(folder: Path, data_dir: DataDir, stages: Stages) -> dict
     kept, quarantined = stages.run("validate", check)
     resolution = stages.run("resolve", lambda: dedup.resolve(kept))
 
-    def write():
+    def write():  # the commits the assets make
         store.write_table(data_dir, "captures", captures)
-        store.write_table(data_dir, "listings", kept)
-        store.write_table(data_dir, "rejects", pl.concat([rejects, quarantined]))
-        for name in ("papers", "sightings", "merges", "aliases"):
-            store.write_table(data_dir, name, getattr(resolution, name))
-        store.write_table(data_dir, "resolver_state", resolution.state)
+        store.write_tables(data_dir, {"listings": kept, "rejects": pl.concat([rejects, quarantined])})
+        store.write_tables(data_dir, {**{name: getattr(resolution, name) for name in
+                                         ("papers", "sightings", "merges", "aliases")},
+                                      "resolver_state": resolution.state})
         store.write_catalog(data_dir)
 
     stages.run("store", write)
@@ -170,7 +169,8 @@ def incremental_day(base: dict, data_dir: DataDir, work: Path, n: int) -> dict:
     kept, _ = validate.quarantine(listings, validate.validate(listings, "listings", "listing_id"))
     everything = pl.concat([base["listings"], kept])
     previous = base["resolution"]
-    resolution = dedup.resolve(everything, previous.state, previous.merges, aliases=previous.aliases)
+    resolution = dedup.resolve(everything, previous.state, previous.merges, aliases=previous.aliases,
+                               previous={"papers": previous.papers, "sightings": previous.sightings})
     previous = {t: getattr(base["resolution"], t) for t in release.PUBLISHED}
     release.prepare({t: getattr(resolution, t) for t in release.PUBLISHED},
                     pl.concat([base["captures"], captures]), previous, ["v2026.01.01"], "",

@@ -349,7 +349,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
         fresh = keyed.join(resolved_before, on="listing_id", how="anti")
         vanished = resolved_before.join(keyed, on="listing_id", how="anti").height
         altered = keyed.join(merges.select("listing_id", "listing_hash"), on="listing_id").filter(
-            pl.col("listing_hash") != pl.col("listing_hash_right")).height
+            pl.col("listing_hash").ne_missing(pl.col("listing_hash_right"))).height  # no hash yet counts too
         if not vanished and not altered:  # listings only added: the papers none of them reaches are as before
             touched = assigned.join(fresh.select("record_id").unique(), on="record_id")["root"].unique()
     return _finish(listings, keyed, known, assigned, sig, aliases,

@@ -23,7 +23,7 @@ _LATEX_LETTER_ACCENT = r"\\[uvHckrbd]\{\\?([A-Za-z])\}"
 
 # Control characters (C0, DEL, C1) and the bidirectional overrides and isolates, which can make a
 # title display as something else: removed (white space among them is collapsed instead).
-_INVISIBLE = dict.fromkeys([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0),
+_INVISIBLE = dict.fromkeys([*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F, 0xA0),
                             *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 
 
@@ -34,7 +34,9 @@ def clean_text(value: str | None) -> str | None:
     Empty results are None: a missing field is null, never an empty string."""
     if value is None:
         return None
-    cleaned = " ".join(value.translate(_INVISIBLE).split())
+    cleaned = " ".join(value.split())
+    if not cleaned.isprintable():  # rare, and isprintable is a fast test for the common case
+        cleaned = " ".join(cleaned.translate(_INVISIBLE).split())
     return cleaned or None
 
 

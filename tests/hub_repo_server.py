@@ -16,8 +16,9 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from hub_server import LocalServer, QuietHandler
 
 
 def git_oid(data: bytes) -> str:
@@ -46,27 +47,14 @@ class Repo:
         return self.branches.get(revision) or self.tags.get(revision) or (revision if revision in self.commits else None)
 
 
-class HubRepoServer:
+class HubRepoServer(LocalServer):
     def __init__(self, token: str):
         self.token = token
         self.repos: dict[str, Repo] = {}
         self.requests: list[dict] = []
         self.uploaded: list[list[str]] = []
         self.lock = threading.RLock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(_handler(self))
 
 
 def _entries(tree: dict[str, bytes], paths) -> list[dict]:
@@ -80,26 +68,9 @@ def _entries(tree: dict[str, bytes], paths) -> list[dict]:
 
 
 def _handler(hub: HubRepoServer):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args):
-            pass
-
-        def _send(self, status: int, body=b"", headers=None, content_type="application/json"):
-            if not isinstance(body, bytes):
-                body = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
+    class Handler(QuietHandler):
         def _error(self, status: int, code: str, message: str):
-            self._send(status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message})
+            self._send(status, {"error": message}, headers={"X-Error-Code": code, "X-Error-Message": message})
 
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -255,7 +226,7 @@ def _handler(hub: HubRepoServer):
                 start = int(span[1]) if span[1] else max(0, len(data) - int(span[2]))
                 end = min(int(span[2]), len(data) - 1) if span[1] and span[2] else len(data) - 1
                 headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
-                return self._send(206, data[start:end + 1], headers, "application/octet-stream")
-            self._send(200, data, headers, "application/octet-stream")
+                return self._send(206, data[start:end + 1], "application/octet-stream", headers)
+            self._send(200, data, "application/octet-stream", headers)
 
     return Handler

@@ -31,21 +31,29 @@ class HubState:
             return self.faults.pop(0) if self.faults else None
 
 
-def _handler(state: HubState):
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 keep-alive, no request log, and one way to answer (JSON for anything not bytes)."""
 
-        def log_message(self, *args):
-            pass
+    protocol_version = "HTTP/1.1"
 
-        def _send(self, status: int, body: bytes, content_type="application/json", headers=None):
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status: int, body=b"", content_type="application/json", headers=None):
+        if not isinstance(body, bytes):
+            body = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
             self.wfile.write(body)
+
+
+def _handler(state: HubState):
+    class Handler(QuietHandler):
 
         def do_GET(self):
             url = urlsplit(self.path)
@@ -97,10 +105,11 @@ def _handler(state: HubState):
     return Handler
 
 
-class HubServer:
-    def __init__(self, state: HubState):
-        self.state = state
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+class LocalServer:
+    """A threaded HTTP server on a free loopback port, for as long as the `with` block lasts."""
+
+    def __init__(self, handler):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -114,3 +123,9 @@ class HubServer:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+class HubServer(LocalServer):
+    def __init__(self, state: HubState):
+        self.state = state
+        super().__init__(_handler(state))
