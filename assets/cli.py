@@ -23,6 +23,19 @@ from pipeline.paths import ENV_VAR, DataDir
 WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
 
 
+def _instance(data_dir: DataDir):
+    """The Dagster instance of `_dagster_home`, opened under a file lock: two `papers` commands
+    starting at once on a new data directory would otherwise both create its storage."""
+    import fcntl
+
+    import dagster as dg
+
+    home = _dagster_home(data_dir)
+    with open(home / ".instance.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
+
+
 def _dagster_home(data_dir: DataDir) -> Path:
     """The Dagster instance lives in the data directory unless DAGSTER_HOME says otherwise, so that
     `papers run` and `papers ui` (or `dagster dev` with the same DAGSTER_HOME) share their runs."""
@@ -36,8 +49,6 @@ def _dagster_home(data_dir: DataDir) -> Path:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import dagster as dg
-
     from assets.definitions import defs
 
     data_dir = DataDir.resolve()
@@ -52,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         "loggers": {"terminal": {}},
     }
     print(f"data directory: {data_dir.root}\nDagster instance: {home}", file=sys.stderr)
-    with dg.DagsterInstance.get() as instance:
+    with _instance(data_dir) as instance:
         result = defs.resolve_job_def("papers_job").execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False)
     checks = result.get_asset_check_evaluations()
@@ -85,12 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_scrape(args: argparse.Namespace) -> int:
     """Fetch through Dagster (recorded in the instance the UI shows); `papers run` then processes."""
-    import dagster as dg
-
     from assets.definitions import defs
 
     data_dir = DataDir.resolve()
-    _dagster_home(data_dir)
     days = []
     if args.date_from:
         start = dt.date.fromisoformat(args.date_from)
@@ -98,7 +106,7 @@ def cmd_scrape(args: argparse.Namespace) -> int:
         days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     failed = 0
     logging = {"loggers": {"terminal": {}}}
-    with dg.DagsterInstance.get() as instance:
+    with _instance(data_dir) as instance:
         for n, day in enumerate(days, 1):
             print(f"[{n}/{len(days)}] daily papers of {day}", file=sys.stderr)
             result = defs.resolve_job_def("daily_scrape_job").execute_in_process(
@@ -158,12 +166,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _run_assets(job: str, what: str) -> int:
-    import dagster as dg
-
     from assets.definitions import defs
 
-    _dagster_home(DataDir.resolve())
-    with dg.DagsterInstance.get() as instance:
+    with _instance(DataDir.resolve()) as instance:
         result = defs.resolve_job_def(job).execute_in_process(
             instance=instance, raise_on_error=False, run_config={"loggers": {"terminal": {}}})
     if _report_failure(result, what):
