@@ -120,9 +120,9 @@ def canonical(name: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def shards(name: str, frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Path in the release -> rows: one file per month for the big tables, one file otherwise."""
+    """Path in the release -> rows (of a canonical table): one file per month for the big tables,
+    one file otherwise."""
     folder = card.CONFIGS[name]
-    frame = canonical(name, frame)
     if name not in MONTH_OF or frame.is_empty():
         return {f"{folder}/{SINGLE_SHARD}": frame}
     month = pl.col(MONTH_OF[name]).dt.strftime("%Y-%m").fill_null("undated").alias("_month")

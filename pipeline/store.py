@@ -97,18 +97,17 @@ def _finish(data_dir: DataDir, journal: Path) -> None:
 STALE_SECONDS = 3600  # a temporary file this old belongs to no write in progress
 
 
-def recover(data_dir: DataDir) -> int:
+def recover(data_dir: DataDir) -> None:
     """Finish the commits a crash interrupted after their journal, and delete the temporary files
-    of writes that died before it; the number of commits finished."""
-    journals = sorted(data_dir.root.glob(".commit-*.json")) if data_dir.root.exists() else []
-    for journal in journals:
+    of writes that died before it."""
+    for journal in sorted(data_dir.root.glob(".commit-*.json")):
         _finish(data_dir, journal)
     cutoff = time.time() - STALE_SECONDS
-    for pattern in (".*.pending", ".*.tmp"):
-        for stray in data_dir.root.rglob(pattern) if data_dir.root.exists() else ():
-            if ".git" not in stray.parts and stray.stat().st_mtime < cutoff:
-                stray.unlink(missing_ok=True)
-    return len(journals)
+    strays = [*data_dir.root.glob(".*.tmp"), *(p for folder in (data_dir.tables, data_dir.raw, data_dir.root / "fetched")
+                                                for pattern in (".*.pending", ".*.tmp") for p in folder.rglob(pattern))]
+    for stray in strays:
+        if stray.stat().st_mtime < cutoff:
+            stray.unlink(missing_ok=True)
 
 
 class Busy(RuntimeError):
