@@ -205,7 +205,7 @@ def catalog(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.M
         return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "views": counts})
 
 
-@dg.asset(name="release", deps=["papers", "sightings", "captures"], group_name="release",
+@dg.asset(name="release", deps=["papers", "sightings", "captures", "catalog"], group_name="release",
           kinds={"git", "huggingface"}, owners=["team:data-eng"], automation_condition=RELEASE_AUTO)
 def release_snapshot(context: dg.AssetExecutionContext, datadir: DataDirResource,
                      release_target: ReleaseTargetResource) -> dg.MaterializeResult:
