@@ -142,16 +142,12 @@ def cmd_publish(args: argparse.Namespace) -> int:
     """Materialize the release asset alone; with --dry-run, print what it would do and write nothing."""
     if not args.dry_run:
         return _run_assets("release_job", "publish")
-    import datetime as dt_
-
-    from pipeline import publish, release, store
+    from pipeline import publish
 
     data_dir = DataDir.resolve()
     target = publish.target(data_dir.releases, os.environ.get("PAPERS_HUB_REPO") or None)
     current = publish.latest(target)
-    tables = {name: store.read_table(data_dir, name) for name in release.PUBLISHED}
-    prepared = publish.prepare(target, current, tables, store.read_table(data_dir, "captures"),
-                               dt_.datetime.now(dt_.timezone.utc))
+    prepared = publish.prepare_from_store(target, current, data_dir, dt.datetime.now(dt.timezone.utc))
     if prepared is None:
         print(f"{target.location}: data unchanged since {current.manifest.get('version')}: nothing to publish")
         return 0

@@ -8,7 +8,7 @@ import polars as pl
 
 from assets import metadata, sources
 from assets.resources import DataDirResource, ReleaseTargetResource
-from pipeline import charts, dedup, parse, publish, release, schema, store, validate
+from pipeline import charts, dedup, parse, publish, schema, store, validate
 from pipeline.paths import SAMPLE_CAPTURES
 from pipeline.sources.folder import import_folder
 
@@ -217,9 +217,7 @@ def release_snapshot(context: dg.AssetExecutionContext, datadir: DataDirResource
         current = publish.latest(target)
         if finished := publish.finish_interrupted(target, current):
             context.log.warning(f"tagged {finished}: an earlier run committed it and stopped before tagging")
-        tables = {name: store.read_table(data_dir, name) for name in release.PUBLISHED}
-        prepared = publish.prepare(target, current, tables, store.read_table(data_dir, "captures"),
-                                   dt.datetime.now(dt.timezone.utc))
+        prepared = publish.prepare_from_store(target, current, data_dir, dt.datetime.now(dt.timezone.utc))
         if prepared is None:
             latest = current.manifest.get("version", "")
             context.log.info(f"data unchanged since {latest}: nothing published")

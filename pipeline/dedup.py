@@ -16,7 +16,8 @@ are joined into papers in passes, cheapest and surest first:
    one does.
 
 Records with two different arXiv ids are never joined. Resolution is incremental: the records of
-the previous resolution (`state`) keep their papers, and only new records are signed and matched.
+the previous resolution (`state`) keep their papers, only new records are signed and matched, and
+only the papers that new listings reach are aggregated again.
 
 Stable ids: a paper keeps the id it had in the previous state (or the previous release's
 sightings). When papers turn out to be one, the id first seen survives and the others become

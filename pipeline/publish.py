@@ -21,7 +21,8 @@ from typing import Protocol
 
 import polars as pl
 
-from pipeline import release
+from pipeline import release, store
+from pipeline.paths import DataDir
 
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
@@ -111,6 +112,12 @@ def prepare(target: Target, current: Latest, tables: dict[str, pl.DataFrame], ca
     """The next version for this target, or None when the data equal its latest version's."""
     return release.prepare(tables, captures, current.tables, list(target.tags()), current.changelog, now,
                            getattr(target, "repo_id", None))
+
+
+def prepare_from_store(target: Target, current: Latest, data_dir: DataDir, now: dt.datetime) -> release.Prepared | None:
+    """`prepare` on the data directory's current tables."""
+    tables = {name: store.read_table(data_dir, name) for name in release.PUBLISHED}
+    return prepare(target, current, tables, store.read_table(data_dir, "captures"), now)
 
 
 def publish(target: Target, prepared: release.Prepared, previous: Latest) -> Published:

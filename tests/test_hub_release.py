@@ -2,6 +2,7 @@
 researchers' `datasets.load_dataset(repo, revision=tag)` reads each version back (both pointed at the
 server with HF_ENDPOINT, in their own processes, as users run them)."""
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -70,8 +71,8 @@ def test_publish_versions_to_the_hub_and_load_each(hub, tmp_path):
     shutil.copytree(SAMPLES, folder)
     (folder / "extra.txt").write_text(block_page([
         {"title": "Sparse Widgets for Everyone", "abstract": "We make widgets sparse.", "author_count": 2,
-         "published_on": __import__("datetime").date(2026, 6, 1), "upvotes": 3}],
-        __import__("datetime").date(2026, 6, 2)), encoding="utf-8")
+         "published_on": dt.date(2026, 6, 1), "upvotes": 3}],
+        dt.date(2026, 6, 2)), encoding="utf-8")
     run(hub, PAPERS, "run", "--captures", str(folder))
     v2 = next(t for t in repo.tags if t != v1)
     v2_ids = sorted(pl.read_parquet(data / "tables" / "papers.parquet")["paper_id"])

@@ -27,14 +27,6 @@ def capture_files(folder: Path) -> list[Path]:
     )
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def capture_time(fmt: str, data: bytes, path: Path, given: dt.datetime | None) -> tuple[dt.datetime, str]:
     """When a saved page was captured: the time given with the import, else the page's own header,
     else the file's modification time; with the rule that gave it."""
@@ -54,15 +46,16 @@ def import_folder(data_dir: DataDir, folder: Path, known_ids: set[str],
     """`captures` rows for the files of `folder` whose bytes are not among `known_ids` yet."""
     rows, seen = [], set(known_ids)
     for path in capture_files(folder):
-        size = path.stat().st_size
-        if size > MAX_CAPTURE_BYTES:  # recorded (parsing rejects it), never read whole nor stored
-            capture_id = _sha256_of(path)
+        info = path.stat()
+        if info.st_size > MAX_CAPTURE_BYTES:  # recorded (parsing rejects it), never read whole nor stored
+            with open(path, "rb") as fh:
+                capture_id = hashlib.file_digest(fh, "sha256").hexdigest()
             if capture_id not in seen:
                 seen.add(capture_id)
                 rows.append({"capture_id": capture_id, "source": "text_capture", "format": parse.TOO_LARGE,
                              "origin": path.relative_to(folder).as_posix(), "params": json.dumps({}),
-                             "captured_at": dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc),
-                             "captured_at_basis": "file_mtime", "n_bytes": size, "raw_path": None})
+                             "captured_at": dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc),
+                             "captured_at_basis": "file_mtime", "n_bytes": info.st_size, "raw_path": None})
             continue
         data = path.read_bytes()
         capture_id, raw_path = rawstore.put(data_dir, data)
