@@ -1,10 +1,11 @@
 """`papers`: the command line for users without the Dagster UI.
 
-    papers run [--captures DIR] [--captured-at TIME]   run the pipeline from the captures on, through Dagster
+    papers run [--captures DIR] [--captured-at TIME] [--full-refresh] [--allow-removals]
+                                                       run the pipeline from the captures on, through Dagster
     papers scrape --from DATE [--to DATE] [--refresh]  fetch the Hub's daily papers, a partition a day
     papers scrape --search QUERY... [--page URL...]    fetch search results and papers pages
     papers parse FILE...                               print each file's listings and rejects as JSON lines
-    papers publish [--dry-run]                         release the current tables (Hub repo: PAPERS_HUB_REPO)
+    papers publish [--dry-run] [--allow-removals]      release the audited tables (Hub repo: PAPERS_HUB_REPO)
     papers query SQL                                   run read-only SQL against the DuckDB catalog
     papers ui                                          open the Dagster UI on the same instance
 """
@@ -14,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +35,42 @@ def _instance(data_dir: DataDir):
     home = _dagster_home(data_dir)
     with open(home / ".instance.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return dg.DagsterInstance.get()
+        instance = dg.DagsterInstance.get()
+        _fail_dead_runs(instance)
+        return instance
+
+
+PID_TAG, HOST_TAG = "papers/pid", "papers/host"
+
+
+def _run_tags() -> dict[str, str]:
+    """Tags that let a later command tell whether the process of a run is still alive."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def _fail_dead_runs(instance) -> None:
+    """Mark failed the runs of `papers` commands whose process died (killed, or the machine went
+    down) while the run was STARTED: nothing else ever would, and they would stay STARTED."""
+    import dagster as dg
+
+    host = socket.gethostname()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED,
+                                                                 dg.DagsterRunStatus.STARTING])):
+        pid = run.tags.get(PID_TAG)
+        if pid is None or run.tags.get(HOST_TAG) != host or _alive(int(pid)):
+            continue
+        instance.report_run_failed(run, f"the process of this run (pid {pid}) died before the run finished; "
+                                        "the next run recovers the data directory")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _dagster_home(data_dir: DataDir) -> Path:
@@ -58,14 +95,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         config["captures_dir"] = str(Path(args.captures).resolve())
     if args.captured_at:
         config["captured_at"] = args.captured_at
+    refresh = {"config": {"full_refresh": args.full_refresh}}
     run_config = {
-        "ops": {"captures": {"config": config}},
+        "ops": {"captures": {"config": config}, "parse_captures": refresh, "resolve_papers": refresh,
+                "release": {"config": {"allow_removals": args.allow_removals}}},
         "loggers": {"terminal": {}},
     }
     print(f"data directory: {data_dir.root}\nDagster instance: {home}", file=sys.stderr)
     with _instance(data_dir) as instance:
         result = defs.resolve_job_def("papers_job").execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False)
+            run_config=run_config, instance=instance, raise_on_error=False, tags=_run_tags())
     checks = result.get_asset_check_evaluations()
     for check in checks:
         md = check.metadata
@@ -110,12 +149,12 @@ def cmd_scrape(args: argparse.Namespace) -> int:
         for n, day in enumerate(days, 1):
             print(f"[{n}/{len(days)}] daily papers of {day}", file=sys.stderr)
             result = defs.resolve_job_def("daily_scrape_job").execute_in_process(
-                instance=instance, partition_key=day.isoformat(), raise_on_error=False,
+                instance=instance, partition_key=day.isoformat(), raise_on_error=False, tags=_run_tags(),
                 run_config={**logging, "ops": {"daily_papers": {"config": {"refresh": args.refresh}}}})
             failed += _report_failure(result, f"daily papers of {day}")
         if args.search or args.page:
             result = defs.resolve_job_def("search_job").execute_in_process(
-                instance=instance, raise_on_error=False, run_config={
+                instance=instance, raise_on_error=False, tags=_run_tags(), run_config={
                     **logging, "ops": {"searched_papers": {"config": {"queries": args.search or [],
                                                                       "page_urls": args.page or []}}}})
             failed += _report_failure(result, "search")
@@ -134,25 +173,33 @@ def _report_failure(result, what: str) -> bool:
             while error.cause is not None:  # Dagster's wrapping errors first, the user's reason last
                 error = error.cause
             message = error.message.strip().splitlines()[0]
-            print(f"papers: {what}: {message.split('Failure: ', 1)[-1]}", file=sys.stderr)
+            # "module.Class: text" -> "text": the class adds nothing for the user
+            print(f"papers: {what}: {message.split(f'{error.cls_name}: ', 1)[-1]}", file=sys.stderr)
     return not result.success
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Materialize the release asset alone; with --dry-run, print what it would do and write nothing."""
     if not args.dry_run:
-        return _run_assets("release_job", "publish")
-    from pipeline import publish
+        return _run_assets("release_job", "publish",
+                           {"ops": {"release": {"config": {"allow_removals": args.allow_removals}}}})
+    from pipeline import publish, release, stages, store
 
     data_dir = DataDir.resolve()
     target = publish.target(data_dir.releases, os.environ.get("PAPERS_HUB_REPO") or None)
-    current = publish.latest(target)
-    prepared = publish.prepare_from_store(target, current, data_dir, dt.datetime.now(dt.timezone.utc))
+    try:
+        done = stages.release_tables(data_dir, target, dt.datetime.now(dt.timezone.utc), args.allow_removals,
+                                     dry_run=True)
+    except (store.StoreError, release.ReleaseRefused) as err:
+        print(f"papers publish: {err}", file=sys.stderr)
+        return 1
+    current, prepared = done.current, done.prepared
     if prepared is None:
         print(f"{target.location}: data unchanged since {current.manifest.get('version')}: nothing to publish")
         return 0
-    uploads, deletes = publish.plan(prepared, current.manifest)
-    print(f"{target.location}: would publish {prepared.version} on top of {current.head or 'nothing'}")
+    uploads, deletes = done.plan
+    base = f"on top of {current.manifest.get('version')} ({current.head[:12]})" if current.head else "as its first version"
+    print(f"{target.location}: would publish {prepared.version} {base}")
     for path, data in sorted(uploads.items()):
         print(f"  upload {path} ({len(data):,} bytes)")
     for path in deletes:
@@ -161,12 +208,13 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_assets(job: str, what: str) -> int:
+def _run_assets(job: str, what: str, run_config: dict) -> int:
     from assets.definitions import defs
 
     with _instance(DataDir.resolve()) as instance:
         result = defs.resolve_job_def(job).execute_in_process(
-            instance=instance, raise_on_error=False, run_config={"loggers": {"terminal": {}}})
+            instance=instance, raise_on_error=False, tags=_run_tags(),
+            run_config={"loggers": {"terminal": {}}, **run_config})
     if _report_failure(result, what):
         return 1
     for event in result.get_asset_materialization_events():
@@ -240,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the pipeline from the captures on (no network), through Dagster")
     run.add_argument("--captures", metavar="DIR", help="import this folder's captures instead of the bundled samples")
     run.add_argument("--captured-at", metavar="TIME", help="ISO-8601 capture time for every file imported")
+    run.add_argument("--full-refresh", action="store_true",
+                     help="parse every capture and resolve every listing again (after a parser or suite change, "
+                          "or to rebuild lost tables from the raw store)")
+    run.add_argument("--allow-removals", action="store_true",
+                     help="let the release remove more than 1%% of the papers the previous version had")
     run.set_defaults(func=cmd_run)
     scrape = sub.add_parser("scrape", help="fetch the Hub's daily papers, search results or pages")
     scrape.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD) of daily papers")
@@ -252,7 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     parse_cmd.add_argument("files", nargs="+", metavar="FILE")
     parse_cmd.set_defaults(func=cmd_parse)
     pub = sub.add_parser("publish", help="publish the current tables as a new version, if they changed")
-    pub.add_argument("--dry-run", action="store_true", help="print the files it would upload and the changelog")
+    pub.add_argument("--dry-run", action="store_true",
+                     help="print the files it would upload and the changelog, writing nothing anywhere")
+    pub.add_argument("--allow-removals", action="store_true",
+                     help="publish even if the version removes more than 1%% of the papers the previous one had")
     pub.set_defaults(func=cmd_publish)
     query = sub.add_parser("query", help="run read-only SQL against the DuckDB catalog")
     query.add_argument("sql")

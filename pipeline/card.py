@@ -142,8 +142,8 @@ version was built from; `CHANGELOG.md` says what each version changed.
 """
 
 
-def changelog_section(version: str, created_at: str, changes: pl.DataFrame) -> str:
-    lines = [f"## {version} ({created_at})", ""]
+def changelog_section(version: str, created_at: str, changes: pl.DataFrame, note: str | None = None) -> str:
+    lines = [f"## {version} ({created_at})", ""] + ([f"**{note}**", ""] if note else [])
     for kind in ("added", "changed", "removed"):
         rows = changes.filter(pl.col("change") == kind)
         lines.append(f"### {kind.capitalize()}: {rows.height}")

@@ -24,6 +24,12 @@ class DataDir:
         return self.root / "raw"
 
     @property
+    def imports(self) -> Path:
+        """One file of `captures` rows per import from a folder, never rewritten: with the fetched
+        pages' files, what the `captures` table is rebuilt from."""
+        return self.root / "imports"
+
+    @property
     def tables(self) -> Path:
         return self.root / "tables"
 

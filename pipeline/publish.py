@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,7 @@ from typing import Protocol
 
 import polars as pl
 
-from pipeline import release, store
-from pipeline.paths import DataDir
+from pipeline import faults, release
 
 MANIFEST = "manifest.json"
 CHANGELOG = "CHANGELOG.md"
@@ -108,16 +108,10 @@ def plan(prepared: release.Prepared, previous_manifest: dict) -> tuple[dict[str,
 
 
 def prepare(target: Target, current: Latest, tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
-            now: dt.datetime) -> release.Prepared | None:
+            now: dt.datetime, allow_removals: bool = False) -> release.Prepared | None:
     """The next version for this target, or None when the data equal its latest version's."""
     return release.prepare(tables, captures, current.tables, list(target.tags()), current.changelog, now,
-                           getattr(target, "repo_id", None))
-
-
-def prepare_from_store(target: Target, current: Latest, data_dir: DataDir, now: dt.datetime) -> release.Prepared | None:
-    """`prepare` on the data directory's current tables."""
-    tables = {name: store.read_table(data_dir, name) for name in release.PUBLISHED}
-    return prepare(target, current, tables, store.read_table(data_dir, "captures"), now)
+                           getattr(target, "repo_id", None), allow_removals)
 
 
 def publish(target: Target, prepared: release.Prepared, previous: Latest) -> Published:
@@ -141,22 +135,31 @@ class LocalGitTarget:
         self.path = path
         self.location = str(path)
 
-    def _repo(self):
+    def _repo(self, create: bool = False):
+        """The repository; made only for a commit (reading a repository that is not there finds
+        nothing, and writes nothing)."""
         from dulwich import porcelain
         from dulwich.repo import Repo
 
-        if not (self.path / ".git").exists():
+        if create and not (self.path / ".git").exists():
             self.path.mkdir(parents=True, exist_ok=True)
             with porcelain.init(str(self.path)) as repo:
                 repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/" + BRANCH.encode())
         return Repo(str(self.path))
 
+    def _exists(self) -> bool:
+        return (self.path / ".git").is_dir()
+
     def head(self) -> str | None:
+        if not self._exists():
+            return None
         with self._repo() as repo:
             ref = b"refs/heads/" + BRANCH.encode()
             return repo.refs[ref].decode() if ref in repo.refs else None
 
     def tags(self) -> dict[str, str]:
+        if not self._exists():
+            return {}
         with self._repo() as repo:
             out = {}
             for name in repo.refs.keys(base=b"refs/tags/"):
@@ -176,6 +179,8 @@ class LocalGitTarget:
         return obj
 
     def read(self, path: str, revision: str) -> bytes | None:
+        if not self._exists():
+            return None
         with self._repo() as repo:
             try:
                 tree = repo[self._commit_of(repo, revision).tree]
@@ -190,7 +195,8 @@ class LocalGitTarget:
         from dulwich.object_store import iter_tree_contents
 
         ref = b"refs/heads/" + BRANCH.encode()
-        with self._repo() as repo:
+        with self._repo(create=True) as repo:
+            faults.point("release:objects:before")
             entries = {}
             if parent is not None:
                 entries = {e.path: (e.sha, e.mode)
@@ -209,11 +215,13 @@ class LocalGitTarget:
             c.author_timezone = c.commit_timezone = 0
             c.message = message.encode()
             repo.object_store.add_object(c)
+            faults.point("release:objects:after")
             moved = (repo.refs.set_if_equals(ref, parent.encode(), c.id) if parent
                      else repo.refs.add_if_new(ref, c.id))
             if not moved:
                 raise PublishConflict(f"{self.location}: {BRANCH} moved since {str(parent)[:12]}; "
                                       "another run published first. Run again to publish on top of it.")
+            faults.point("release:ref:after")
         self.repair()
         return c.id.decode()
 
@@ -226,6 +234,7 @@ class LocalGitTarget:
         head = self.head()
         if head is None or (marker.exists() and marker.read_text() == head):
             return
+        faults.point("release:checkout:before")
         with self._repo() as repo:
             tree = self._commit_of(repo, head).tree
             repo.get_worktree().reset_index(tree)
@@ -235,13 +244,16 @@ class LocalGitTarget:
             if path.is_file() and ".git" not in rel.parts and rel.as_posix() not in tracked:
                 path.unlink()
         marker.write_text(head)
+        faults.point("release:checkout:after")
 
     def tag(self, version: str, commit: str, message: str) -> None:
         from dulwich import porcelain
 
+        faults.point("release:tag:before")
         with self._repo() as repo:
             porcelain.tag_create(repo, version, author=AUTHOR, message=message.encode(), annotated=True,
                                  objectish=commit)
+        faults.point("release:tag:after")
 
 
 class HubTarget:
@@ -280,11 +292,14 @@ class HubTarget:
     def read(self, path: str, revision: str) -> bytes | None:
         from huggingface_hub.errors import EntryNotFoundError
 
-        try:
-            local = self.api.hf_hub_download(self.repo_id, path, repo_type="dataset", revision=revision)
-        except EntryNotFoundError:
-            return None
-        return Path(local).read_bytes()
+        # A private cache, gone after the read: reading the release writes nothing of the user's.
+        with tempfile.TemporaryDirectory(prefix="papers-hub-") as cache:
+            try:
+                local = self.api.hf_hub_download(self.repo_id, path, repo_type="dataset", revision=revision,
+                                                 cache_dir=cache)
+            except EntryNotFoundError:
+                return None
+            return Path(local).read_bytes()
 
     def commit(self, uploads: dict[str, bytes], deletes: list[str], message: str, parent: str | None) -> str:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete

@@ -28,6 +28,13 @@ import polars as pl
 from pipeline import card, schema
 from pipeline.version import code_version
 
+MAX_REMOVED_SHARE = 0.01  # of the previous version's papers a release may remove unasked
+
+
+class ReleaseRefused(RuntimeError):
+    """A release that would remove more of the published papers than an operator has allowed."""
+
+
 VERSION_RE = re.compile(r"^v(\d{4})\.(\d{2})\.(\d{2})(?:\.(\d+))?$")
 SINGLE_SHARD = "train-00000-of-00001.parquet"
 ORDER = {"papers": ["published_on", "paper_id"], "sightings": ["captured_at", "listing_id"],
@@ -141,24 +148,40 @@ def read_tables(manifest: dict, read) -> dict[str, pl.DataFrame]:
     return tables
 
 
+def removals(changes: pl.DataFrame, previous_papers: int, latest: str | None, allow: bool) -> str | None:
+    """The changelog's note on removals the operator allowed; raises ReleaseRefused for a version
+    that removes more than MAX_REMOVED_SHARE of the previous version's papers (papers that became
+    aliases of papers still there are merged, not removed) unless `allow`."""
+    gone = changes.filter((pl.col("change") == "removed") & pl.col("merged_into").is_null()).height
+    if not gone or gone <= MAX_REMOVED_SHARE * previous_papers:
+        return None
+    what = f"{gone:,} of the {previous_papers:,} papers of {latest}"
+    if not allow:
+        raise ReleaseRefused(f"this release would remove {what}: refused; if that is intended, publish with "
+                             "`papers publish --allow-removals` (or the release's `allow_removals` config)")
+    return f"The operator allowed this version to remove {what}."
+
+
 def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
             previous: dict[str, pl.DataFrame] | None, existing_tags: list[str], old_changelog: str,
-            now: dt.datetime, repo_id: str | None = None) -> Prepared | None:
+            now: dt.datetime, repo_id: str | None = None, allow_removals: bool = False) -> Prepared | None:
     """The files of the next version (`tables`: papers, sightings, aliases), or None when the data
-    equal the previous version's."""
+    equal the previous version's. Raises ReleaseRefused as `removals` says."""
     tables = {name: canonical(name, tables[name]) for name in PUBLISHED}
     if previous is not None and all(tables[t].equals(canonical(t, previous[t])) for t in PUBLISHED):
         return None
     papers, sightings = tables["papers"], tables["sightings"]
+    changes = diff(previous["papers"] if previous else None, papers, tables["aliases"])
+    note = removals(changes, previous["papers"].height if previous else 0, latest_version(existing_tags),
+                    allow_removals)
     version = next_version(existing_tags, now.date())
     created_at = now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
-    changes = diff(previous["papers"] if previous else None, papers, tables["aliases"])
     files = {path: parquet_bytes(part) for name in (*PUBLISHED, "changes")
              for path, part in shards(name, changes if name == "changes" else tables[name]).items()}
     files["README.md"] = card.render(version, papers, sightings, captures.height, repo_id, CHART).encode()
     files[CHART] = card.chart(papers)
     header = "# Changelog\n\n"
-    section = card.changelog_section(version, created_at, changes)
+    section = card.changelog_section(version, created_at, changes, note)
     files["CHANGELOG.md"] = (header + section + "\n" + old_changelog.removeprefix(header)).encode()
     counts = {**{t: tables[t].height for t in PUBLISHED}, "changes": changes.height}
     manifest = {

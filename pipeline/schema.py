@@ -63,6 +63,12 @@ REJECTS = {
     "excerpt": pl.String,
 }
 
+PARSED = {  # every capture parsed, and what it gave: a page with no entries is parsed, with zero
+    "capture_id": pl.String,
+    "listings": pl.Int32,
+    "rejects": pl.Int32,
+}
+
 PAPERS = {
     "paper_id": pl.String,
     "arxiv_id": pl.String,
@@ -131,6 +137,7 @@ TABLES = {
     "captures": CAPTURES,
     "listings": LISTINGS,
     "rejects": REJECTS,
+    "parsed": PARSED,
     "papers": PAPERS,
     "sightings": SIGHTINGS,
     "merges": MERGES,

@@ -6,12 +6,18 @@ tables one stage writes) are one commit: all are written first, then a journal n
 they are renamed into place; a crash before the journal leaves the old files, a crash after it is
 finished by `recover`. Stages that write tables hold the data directory's lock (`exclusive`), so two
 runs never interleave their writes.
+
+The ledger (`tables/ledger.json`) is part of every table commit: for each table, the sha256 of the
+file committed, its row count and the suite that audited it. A release reads only tables whose file
+still has the hash the ledger gives and whose audit passed (`audited`); a table the ledger knows but
+that is missing or unreadable is an error naming the file (`read_table`), never a smaller table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -24,16 +30,27 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import schema
+from pipeline import faults, schema
 from pipeline.paths import DataDir
 
 # captures last: its view counts the listings and rejects of each capture.
-VIEW_TABLES = ("listings", "rejects", "papers", "sightings", "merges", "aliases", "captures")
+VIEW_TABLES = ("listings", "rejects", "parsed", "papers", "sightings", "merges", "aliases", "captures")
+LEDGER = "ledger.json"
+REBUILD = "rebuild the tables from the raw store with `papers run --full-refresh`"
+
+
+class StoreError(RuntimeError):
+    """A table that cannot be used as it is; the message names the file and what to do."""
+
+
+class NotAudited(StoreError):
+    """A table a release would read has no passed audit for its current contents."""
 
 
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temporary path beside `target`, renamed onto it when the block succeeds, removed if not."""
+def atomic_path(target: Path, fault: str | None = None) -> Iterator[Path]:
+    """A temporary path beside `target`, renamed onto it when the block succeeds, removed if not.
+    `fault` names the fault points before and after the rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -42,7 +59,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        if fault:
+            faults.point(f"{fault}:before-move")
         os.replace(tmp, target)
+        if fault:
+            faults.point(f"{fault}:after-move")
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -55,59 +76,97 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def commit(data_dir: DataDir, frames: dict[Path, pl.DataFrame]) -> None:
-    """Write Parquet files (paths inside the data directory) as one change: after a crash, all of
-    them are the new ones (once `recover` has run) or all are the old ones."""
+def _write_synced(path: Path, content: pl.DataFrame | bytes) -> str:
+    """Write a Parquet frame (or bytes) to `path`, flush it to disk; its sha256."""
+    if isinstance(content, pl.DataFrame):
+        content.write_parquet(path, compression="zstd", statistics=True)
+    else:
+        path.write_bytes(content)
+    with open(path, "rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        os.fsync(fh.fileno())
+    return digest
+
+
+def commit(data_dir: DataDir, files: dict[Path, pl.DataFrame | bytes], label: str = "commit",
+           ledger: dict[str, dict] | None = None) -> dict[Path, str]:
+    """Write files (paths inside the data directory: Parquet frames or bytes) as one change: after a
+    crash, all of them are the new ones (once `recover` has run) or all are the old ones. With
+    `ledger` (table name -> its entry, without the hash), the ledger's entries for those tables are
+    updated in the same commit. The sha256 of each file written."""
     tag = uuid.uuid4().hex
     pending: list[tuple[Path, Path]] = []
+    digests: dict[Path, str] = {}
+
+    def stage(target: Path, content: pl.DataFrame | bytes) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{tag}.pending")
+        pending.append((tmp, target))
+        digests[target] = _write_synced(tmp, content)
+
     try:
-        for target, frame in frames.items():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{tag}.pending")
-            pending.append((tmp, target))
-            frame.write_parquet(tmp, compression="zstd", statistics=True)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
+        for target, content in files.items():
+            stage(target, content)
+        if ledger is not None:
+            entries = read_ledger(data_dir)
+            for name, entry in ledger.items():
+                entries[name] = {**entry, "sha256": digests[data_dir.table(name)]}
+            stage(data_dir.tables / LEDGER, (json.dumps(entries, indent=2, sort_keys=True) + "\n").encode())
+        faults.point(f"commit:{label}:staged")
         journal = data_dir.root / f".commit-{tag}.json"
         with atomic_path(journal) as tmp:
             tmp.write_text(json.dumps([[str(a.relative_to(data_dir.root)), str(b.relative_to(data_dir.root))]
                                        for a, b in pending]))
+        faults.point(f"commit:{label}:journaled")
     except BaseException:
         for tmp, _ in pending:
             tmp.unlink(missing_ok=True)
         raise
-    _finish(data_dir, journal)
+    _finish(data_dir, journal, label)
+    return digests
 
 
-def _finish(data_dir: DataDir, journal: Path) -> None:
+def _finish(data_dir: DataDir, journal: Path, label: str | None = None) -> None:
     try:
         moves = json.loads(journal.read_text())
     except FileNotFoundError:  # finished already, by a recovery
         return
     for tmp, target in moves:
+        name = Path(target).name
+        if label:
+            faults.point(f"commit:{label}:{name}:before-move")
         try:
             os.replace(data_dir.root / tmp, data_dir.root / target)
         except FileNotFoundError:  # moved already, by a recovery
             pass
+        if label:
+            faults.point(f"commit:{label}:{name}:after-move")
     for folder in {(data_dir.root / target).parent for _, target in moves}:
         _fsync_dir(folder)
     journal.unlink(missing_ok=True)
 
 
-STALE_SECONDS = 3600  # a temporary file this old belongs to no write in progress
+STALE_SECONDS = 3600  # a temporary file of a fetch (which has a lock of its own) this old is dead
 
 
 def recover(data_dir: DataDir) -> None:
-    """Finish the commits a crash interrupted after their journal, and delete the temporary files
-    of writes that died before it."""
+    """Finish the commits a crash interrupted after their journal, and clear what killed writers
+    left: temporary files, and the lock files git (dulwich) leaves in the release repository.
+    Called with the data directory's lock held, so no other writer of tables or releases is alive;
+    fetches have locks of their own, so their temporary files are removed only when old."""
     for journal in sorted(data_dir.root.glob(".commit-*.json")):
         _finish(data_dir, journal)
     cutoff = time.time() - STALE_SECONDS
-    strays = [*data_dir.root.glob(".*.tmp"), *(p for folder in (data_dir.tables, data_dir.raw, data_dir.root / "fetched")
-                                                for pattern in (".*.pending", ".*.tmp") for p in folder.rglob(pattern))]
-    for stray in strays:
-        if stray.stat().st_mtime < cutoff:
-            stray.unlink(missing_ok=True)
+    ours = [*data_dir.root.glob(".*.tmp"), *(p for folder in (data_dir.tables, data_dir.imports)
+                                             for pattern in (".*.pending", ".*.tmp") for p in folder.rglob(pattern))]
+    fetches = [p for folder in (data_dir.raw, data_dir.root / "fetched")
+               for pattern in (".*.pending", ".*.tmp") for p in folder.rglob(pattern)]
+    for stray in ours + [p for p in fetches if p.stat().st_mtime < cutoff]:
+        stray.unlink(missing_ok=True)
+    git = data_dir.releases / ".git"
+    if git.is_dir():  # as git advises for a process that died: remove its stale locks
+        for lock in git.rglob("*.lock"):
+            lock.unlink(missing_ok=True)
 
 
 class Busy(RuntimeError):
@@ -119,6 +178,7 @@ def exclusive(data_dir: DataDir, what: str, lock: Path | None = None) -> Iterato
     """Hold the data directory's lock (or `lock`, for files only one writer touches) while `what`
     reads and writes, after finishing any commit a crash interrupted. The lock dies with its
     process, so a killed run never leaves it held."""
+    own = lock is None
     lock = lock or data_dir.root / ".lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as fh:
@@ -134,7 +194,8 @@ def exclusive(data_dir: DataDir, what: str, lock: Path | None = None) -> Iterato
         fh.write(f"{what} (pid {os.getpid()}, since {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC)")
         fh.flush()
         try:
-            recover(data_dir)
+            if own:
+                recover(data_dir)
             yield
         finally:
             fh.seek(0)
@@ -142,31 +203,78 @@ def exclusive(data_dir: DataDir, what: str, lock: Path | None = None) -> Iterato
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def write_tables(data_dir: DataDir, frames: dict[str, pl.DataFrame]) -> dict[str, Path]:
-    """Tables written as one commit; their paths."""
-    commit(data_dir, {data_dir.table(name): schema.conform(frame, schema.TABLES[name]) for name, frame in frames.items()})
+def read_ledger(data_dir: DataDir) -> dict[str, dict]:
+    path = data_dir.tables / LEDGER
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:
+        raise StoreError(f"{path} is damaged ({err}): restore it from a backup, or {REBUILD}") from None
+
+
+def write_tables(data_dir: DataDir, frames: dict[str, pl.DataFrame], audit: dict | None = None,
+                 label: str = "tables", extra: dict[Path, pl.DataFrame | bytes] | None = None) -> dict[str, Path]:
+    """Tables (and `extra` files) written as one commit, recorded in the ledger with `audit` (what
+    checked them: the suite and its outcome; None for tables no suite covers); their paths."""
+    files = {data_dir.table(name): schema.conform(frame, schema.TABLES[name]) for name, frame in frames.items()}
+    entries = {name: {"rows": files[data_dir.table(name)].height, "audit": audit} for name in frames}
+    commit(data_dir, {**files, **(extra or {})}, label, ledger=entries)
     return {name: data_dir.table(name) for name in frames}
 
 
-def write_table(data_dir: DataDir, name: str, frame: pl.DataFrame) -> Path:
-    return write_tables(data_dir, {name: frame})[name]
-
-
 def read_table(data_dir: DataDir, name: str) -> pl.DataFrame:
+    """A table as committed; empty if it was never committed. A table the ledger knows that is
+    missing or unreadable is a `StoreError` naming the file and what to do."""
     path = data_dir.table(name)
     if not path.exists():
+        if name in read_ledger(data_dir):
+            raise StoreError(f"{path} is missing, though it was committed: restore it from a backup, or {REBUILD}")
         return schema.empty(schema.TABLES[name])
-    return schema.conform(pl.read_parquet(path), schema.TABLES[name])
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as err:  # polars and Arrow raise many kinds for a damaged file
+        raise StoreError(f"{path} is damaged and cannot be read ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}): restore it from a backup, or {REBUILD}") from None
+    return schema.conform(frame, schema.TABLES[name])
+
+
+def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.DataFrame]:
+    """The tables named in `suites` (table -> the suite that must have passed on it, or None for a
+    table that only has to be as committed), read only if each file is the one the ledger records
+    and its audit passed; otherwise `NotAudited`, saying which table and what to do."""
+    ledger = read_ledger(data_dir)
+    tables = {}
+    for name, suite in suites.items():
+        path, entry = data_dir.table(name), ledger.get(name)
+        if entry is None:
+            raise NotAudited(f"{path} has no audited commit: nothing to publish; run `papers run` first")
+        if not path.exists():
+            raise NotAudited(f"{path} is missing, though it was committed: restore it from a backup, or {REBUILD}")
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        if digest != entry["sha256"]:
+            raise NotAudited(f"{path} is not the file its audited commit wrote (changed outside the pipeline): "
+                             f"restore it, or {REBUILD}")
+        audit = entry.get("audit") or {}
+        if suite is not None and not (audit.get("suite") == suite and audit.get("passed")):
+            raise NotAudited(f"{path} has not passed the {suite} suite: run `papers run` to audit it")
+        tables[name] = read_table(data_dir, name)
+    return tables
 
 
 def write_catalog(data_dir: DataDir) -> Path:
-    """A DuckDB file with one view per table over its Parquet file, swapped in atomically."""
-    with atomic_path(data_dir.catalog) as tmp:
+    """A DuckDB file with one view per table over its Parquet file, swapped in atomically. The views
+    name the files relative to the data directory (`tables/papers.parquet`), so a copied or
+    re-mounted data directory works at once: DuckDB finds them through `file_search_path` (set by
+    `connect_catalog`), or from the data directory as the working directory."""
+    with atomic_path(data_dir.catalog, fault="catalog") as tmp:
         tmp.unlink()  # DuckDB creates the file itself
         con = duckdb.connect(str(tmp))
         try:
+            con.execute(f"SET file_search_path = '{_quoted(data_dir.root)}'")
             for name in VIEW_TABLES:
-                path = str(data_dir.table(name)).replace("'", "''")
+                path = f"tables/{name}.parquet"
                 if name == "captures":
                     # A capture's row says how many listings and rejects it gave.
                     con.execute(f"""
@@ -187,6 +295,10 @@ def write_catalog(data_dir: DataDir) -> Path:
     return data_dir.catalog
 
 
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
 READ_STATEMENTS = (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN)
 
 
@@ -201,10 +313,12 @@ def check_query(sql: str) -> None:
 def connect_catalog(data_dir: DataDir) -> duckdb.DuckDBPyConnection:
     """A read-only, sandboxed connection for analysts' SQL: it reads the tables and nothing else.
     The catalog cannot change; files outside the tables folder cannot be read or written (no COPY
-    TO, ATTACH, INSTALL); the settings that say so are locked."""
+    TO, ATTACH, INSTALL); the settings that say so are locked. The views' relative paths resolve
+    against this data directory, wherever it is now."""
     con = duckdb.connect(str(data_dir.catalog), read_only=True)
-    tables = (str(data_dir.tables) + os.sep).replace("'", "''")
-    con.execute(f"SET allowed_directories = ['{tables}']")
+    con.execute(f"SET file_search_path = '{_quoted(data_dir.root)}'")
+    # The views' paths are checked as written (relative) and as found (absolute): both are allowed.
+    con.execute(f"SET allowed_directories = ['{_quoted(data_dir.tables)}{os.sep}', 'tables{os.sep}']")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con

@@ -99,13 +99,18 @@ def _for_gx(frame: pl.DataFrame, needed: set[str]):
 
 
 def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Path | None = None,
-             suites_dir: Path = SUITES_DIR) -> Report:
-    """Run the suite over the frame; with `docs_dir`, also write GX's Data Docs (static HTML) there."""
+             suites_dir: Path | None = None, only: str | None = None) -> Report:
+    """Run the suite over the frame; with `docs_dir`, also write GX's Data Docs (static HTML) there.
+    With `only` (QUARANTINE or BLOCK), only the expectations of that policy run: the row-level rules
+    on the rows a commit adds, the table-level ones on the table as the commit would leave it."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    spec = load_suite(suite_name, suites_dir)
+    spec = load_suite(suite_name, suites_dir or SUITES_DIR)
+    if only is not None:
+        spec = {**spec, "expectations": [e for e in spec["expectations"]
+                                         if (e.get("meta") or {}).get("on_failure", BLOCK) == only]}
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     actions = []

@@ -29,28 +29,36 @@ def looks_like(text: str) -> bool:
     return head.startswith(("<!doctype html", "<html")) or (head.startswith("<") and "data-props=" in text)
 
 
-# A start tag, by the HTML syntax of attributes (quoted values may hold `>`).
-# (A `<` cannot start an attribute name here, so a tag never runs on into the next one.)
-_START_TAG = re.compile(r"""<[A-Za-z][^\s/<>]*(?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*\s*/?>""")
-_TAG_REACH = 100_000  # how far before `data-props` its tag may start
+# A start tag, by the HTML syntax of attributes (quoted values may hold `>`). Every quantifier is
+# possessive: a match never backtracks, and a failed one stops at the first character that cannot be
+# part of the tag (a `<` cannot start an attribute name, so an unclosed tag ends at the next `<`).
+_START_TAG = re.compile(
+    r"""<[A-Za-z][^\s/<>]*+(?:\s++[^\s"'<>/=]++(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s"'=<>`]++))?+)*+\s*+/?>""")
+_TAG_OPEN = re.compile(r"<[A-Za-z]")
 
 
 def _payloads(text: str) -> list[dict]:
     """The hydration payloads: each tag carrying `data-props` is cut out and parsed alone. Parsing
-    the whole document is never needed, and deeply nested or broken markup costs nothing."""
+    the whole document is never needed, and deeply nested or broken markup costs nothing.
+
+    Tags are read in one pass from the start, each from where the one before it ended (or, for text
+    that is no tag, from the next `<`), so no part of the page is read again for each `data-props`:
+    the time is linear in the page, whatever the page holds."""
     found = []
-    pos = text.find("data-props")
-    while pos != -1:
-        start = text.rfind("<", max(0, pos - _TAG_REACH), pos)
-        tag = _START_TAG.match(text, start) if start != -1 else None
-        if tag is None or tag.end() <= pos:
-            pos = text.find("data-props", pos + 1)
+    last = text.rfind("data-props")
+    cursor = 0
+    while last != -1 and (opening := _TAG_OPEN.search(text, cursor, last)) is not None:
+        tag = _START_TAG.match(text, opening.start())
+        if tag is None:
+            cursor = opening.start() + 1
+            continue
+        cursor = tag.end()
+        if "data-props" not in tag.group(0):
             continue
         node = LexborHTMLParser(tag.group(0)).css_first("[data-props]")
         doc = api_json.load(node.attributes.get("data-props") or "") if node is not None else None
         if isinstance(doc, dict) and any(k in doc for k in LIST_KEYS):
             found.append(doc)
-        pos = text.find("data-props", tag.end())
     return found
 
 

@@ -1,0 +1,223 @@
+"""The stages on a data directory, free of Dagster: write, audit, publish.
+
+Each stage reads what it needs, computes its tables, runs its Great Expectations suite on them and
+commits them (with the audit, in the ledger) only when no blocking expectation failed; rows that a
+row-level rule quarantines go to `rejects` in the same commit. A release reads only tables whose
+audit passed, and refuses to remove more than a few of the papers the previous version had unless
+the operator allows it. The Dagster assets call these functions and report their results; a
+notebook can call them on a data directory just the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipeline import dedup, parse, publish, release, schema, store, validate
+from pipeline.paths import DataDir
+from pipeline.sources.folder import import_folder
+
+
+@dataclass
+class Captured:
+    table: pl.DataFrame
+    new: int  # captures the table did not have before
+    path: Path
+
+
+def capture(data_dir: DataDir, folder: Path | None = None, captured_at: dt.datetime | None = None) -> Captured:
+    """Import the files of `folder` not imported yet and gather every capture: the table is rebuilt
+    from the import records and the fetched pages' records, which are never rewritten, so a lost
+    or damaged `captures` file comes back whole."""
+    with store.exclusive(data_dir, "captures"):
+        _keep_legacy_imports(data_dir)
+        records = _frames(data_dir.imports.glob("*.parquet"))
+        fetched = _frames((data_dir.root / "fetched").rglob("*.captures.parquet"))
+        known = set(pl.concat([r["capture_id"] for r in records + fetched] or [pl.Series([], dtype=pl.String)]))
+        new = import_folder(data_dir, folder, known, captured_at) if folder is not None else schema.empty(schema.CAPTURES)
+        table = (pl.concat([*records, new, *fetched]).unique("capture_id", keep="first", maintain_order=True)
+                 .sort(["captured_at", "capture_id"]))
+        before = store.read_ledger(data_dir).get("captures", {}).get("rows", 0)
+        extra = {}
+        if new.height:
+            name = hashlib.sha256("\n".join(sorted(new["capture_id"])).encode()).hexdigest()[:16]
+            extra[data_dir.imports / f"{name}.parquet"] = new
+        paths = store.write_tables(data_dir, {"captures": table}, label="captures", extra=extra)
+        return Captured(table, table.height - before, paths["captures"])
+
+
+def _frames(paths) -> list[pl.DataFrame]:
+    return [schema.conform(pl.read_parquet(p), schema.CAPTURES) for p in sorted(paths)]
+
+
+def _keep_legacy_imports(data_dir: DataDir) -> None:
+    """A data directory from before import records: its imported captures become one record."""
+    if data_dir.imports.exists() or not data_dir.table("captures").exists():
+        return
+    fetched = _frames((data_dir.root / "fetched").rglob("*.captures.parquet"))
+    legacy = pl.read_parquet(data_dir.table("captures"))
+    if fetched:
+        legacy = legacy.join(pl.concat(fetched).select("capture_id"), on="capture_id", how="anti")
+    store.commit(data_dir, {data_dir.imports / "legacy.parquet": schema.conform(legacy, schema.CAPTURES)}, "legacy")
+
+
+@dataclass
+class Parsed:
+    listings: pl.DataFrame  # the table as committed (or as it stays, when nothing was committed)
+    rejects: pl.DataFrame
+    parsed: int  # captures parsed by this run
+    captures: int  # captures in all
+    new_listings: int
+    new_rejects: int
+    quarantined: int
+    report: validate.Report  # the row-level rules on the new rows, the table-level ones on the table
+    committed: bool
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
+    """Parse the captures not parsed yet (all of them with `full_refresh`), quarantine the new rows
+    that break a row-level rule, check the table-level rules on the listings as they would be, and
+    commit listings, rejects and the parse record together, or nothing."""
+    with store.exclusive(data_dir, "parse"):
+        captures = store.read_table(data_dir, "captures")
+        if full_refresh:
+            known_listings, known_rejects = schema.empty(schema.LISTINGS), schema.empty(schema.REJECTS)
+            done = schema.empty(schema.PARSED)
+        else:
+            known_listings, known_rejects = store.read_table(data_dir, "listings"), store.read_table(data_dir, "rejects")
+            done = _parsed_so_far(data_dir, known_listings, known_rejects)
+        todo = captures.join(done.select("capture_id"), on="capture_id", how="anti")
+        new_listings, new_rejects = parse.parse_captures(todo, data_dir.root)
+        outcomes = []
+        quarantined = schema.empty(schema.REJECTS)
+        if new_listings.height:
+            rows = validate.validate(new_listings, "listings", "listing_id", only=validate.QUARANTINE)
+            new_listings, quarantined = validate.quarantine(new_listings, rows)
+            outcomes += rows.outcomes
+        listings = pl.concat([known_listings, new_listings])
+        table = validate.validate(listings, "listings", "listing_id", data_dir.validation_docs, only=validate.BLOCK)
+        report = validate.Report("listings", outcomes + table.outcomes, table.docs_index)
+        rejects = pl.concat([known_rejects, new_rejects, quarantined])
+        committed = not report.blocking_failures and (todo.height > 0 or full_refresh
+                                                      or not data_dir.table("parsed").exists())
+        paths = {}
+        if committed:
+            gave = pl.concat([listings.select("capture_id", kind=pl.lit("listings")),
+                              rejects.select("capture_id", kind=pl.lit("rejects"))])
+            counts = (todo.select("capture_id").join(gave, on="capture_id", how="left")
+                      .group_by("capture_id", maintain_order=True)
+                      .agg(listings=(pl.col("kind") == "listings").sum(), rejects=(pl.col("kind") == "rejects").sum()))
+            parsed = pl.concat([done, schema.conform(counts, schema.PARSED)])
+            paths = store.write_tables(data_dir, {"listings": listings, "rejects": rejects, "parsed": parsed},
+                                       audit=_audit(report, quarantined=quarantined.height), label="parse")
+        elif report.blocking_failures:
+            listings, rejects = known_listings, known_rejects
+        return Parsed(listings, rejects, todo.height, captures.height, new_listings.height,
+                      new_rejects.height + quarantined.height, quarantined.height, report, committed, paths)
+
+
+def _parsed_so_far(data_dir: DataDir, listings: pl.DataFrame, rejects: pl.DataFrame) -> pl.DataFrame:
+    """The parse record; a data directory from before it counts the captures that gave anything."""
+    if data_dir.table("parsed").exists() or "parsed" in store.read_ledger(data_dir):
+        return store.read_table(data_dir, "parsed")
+    ids = pl.concat([listings["capture_id"], rejects["capture_id"]]).unique()
+    return schema.conform(pl.DataFrame({"capture_id": ids}).with_columns(
+        listings=pl.lit(None, pl.Int32), rejects=pl.lit(None, pl.Int32)), schema.PARSED)
+
+
+def _audit(report: validate.Report, **facts) -> dict:
+    return {"suite": report.suite, "passed": not report.blocking_failures,
+            "failed_expectations": sorted(o.rule for o in report.failed), **facts}
+
+
+@dataclass
+class Resolved:
+    resolution: dedup.Resolution
+    listings: int
+    report: validate.Report
+    committed: bool
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+RESOLVED_TABLES = ("papers", "sightings", "merges", "aliases", "resolver_state")
+
+
+def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = False) -> Resolved:
+    """Resolve the listings into papers (incrementally, from the previous resolution), check the
+    papers suite on the result, and commit the resolution's tables together only if it passed.
+    A fresh data directory, or a full refresh, keeps the ids of the previous release."""
+    with store.exclusive(data_dir, "resolve"):
+        listings = store.read_table(data_dir, "listings")
+        tables = {} if full_refresh else {name: store.read_table(data_dir, name) for name in RESOLVED_TABLES}
+        state = tables.get("resolver_state")
+        previous_ids, aliases, previous = None, tables.get("aliases"), None
+        if state is None or state.is_empty():
+            state = None
+            latest = publish.latest(target).tables
+            if latest is not None:
+                previous_ids, aliases = latest["sightings"].select("listing_id", "paper_id"), latest["aliases"]
+        else:  # the papers no new listing reaches keep their rows
+            previous = {name: tables[name] for name in ("papers", "sightings")}
+        resolution = dedup.resolve(listings, state, tables.get("merges"), previous_ids, aliases, previous)
+        report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs)
+        committed = not report.blocking_failures
+        paths = {}
+        if committed:
+            out = {name: getattr(resolution, name) for name in ("papers", "sightings", "merges", "aliases")}
+            paths = store.write_tables(data_dir, {**out, "resolver_state": resolution.state},
+                                       audit=_audit(report), label="resolve")
+        return Resolved(resolution, listings.height, report, committed, paths)
+
+
+def catalog(data_dir: DataDir) -> tuple[Path, dict[str, int]]:
+    """The DuckDB catalog over the tables, and each view's row count."""
+    with store.exclusive(data_dir, "catalog"):
+        path = store.write_catalog(data_dir)
+        with store.connect_catalog(data_dir) as con:
+            counts = {name: con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] for name in store.VIEW_TABLES}
+        return path, counts
+
+
+# What a release reads: each table and the suite that must have passed on its current contents.
+RELEASE_INPUTS = {"papers": "papers", "sightings": "papers", "aliases": "papers", "captures": None}
+
+
+@dataclass
+class Release:
+    current: publish.Latest  # the target's latest version before this release
+    prepared: release.Prepared | None  # None: the data equal the latest version's
+    published: publish.Published | None = None  # None for a dry run or no change
+    finished: str | None = None  # a version an interrupted run committed and this one tagged
+    plan: tuple[dict[str, bytes], list[str]] = ({}, [])  # uploads and deletes
+
+
+def release_tables(data_dir: DataDir, target: publish.Target, now: dt.datetime, allow_removals: bool = False,
+                   dry_run: bool = False) -> Release:
+    """Publish the audited tables as the next version on `target`, if they changed. Refuses (with
+    `store.NotAudited` or `release.ReleaseRefused`) tables without a passed audit and a version that
+    would remove papers the previous one had, unless `allow_removals`. A dry run writes nothing."""
+    if dry_run:
+        return _prepare(data_dir, target, now, allow_removals)
+    with store.exclusive(data_dir, "release"):
+        current = publish.latest(target)
+        finished = publish.finish_interrupted(target, current)
+        out = _prepare(data_dir, target, now, allow_removals, current)
+        out.finished = finished
+        if out.prepared is not None:
+            out.published = publish.publish(target, out.prepared, current)
+        return out
+
+
+def _prepare(data_dir: DataDir, target: publish.Target, now: dt.datetime, allow_removals: bool,
+             current: publish.Latest | None = None) -> Release:
+    tables = store.audited(data_dir, RELEASE_INPUTS)
+    current = current if current is not None else publish.latest(target)
+    prepared = publish.prepare(target, current, {name: tables[name] for name in release.PUBLISHED},
+                               tables["captures"], now, allow_removals)
+    plan = publish.plan(prepared, current.manifest) if prepared is not None else ({}, [])
+    return Release(current, prepared, plan=plan)
