@@ -225,10 +225,11 @@ def write_tables(data_dir: DataDir, frames: dict[str, pl.DataFrame], audit: dict
 
 def read_table(data_dir: DataDir, name: str) -> pl.DataFrame:
     """A table as committed; empty if it was never committed. A table the ledger knows that is
-    missing or unreadable is a `StoreError` naming the file and what to do."""
-    path = data_dir.table(name)
+    missing, unreadable or not the file its commit wrote is a `StoreError` naming the file and what
+    to do: a stage never builds on a table that changed outside the pipeline."""
+    path, entry = data_dir.table(name), read_ledger(data_dir).get(name)
     if not path.exists():
-        if name in read_ledger(data_dir):
+        if entry is not None:
             raise StoreError(f"{path} is missing, though it was committed: restore it from a backup, or {REBUILD}")
         return schema.empty(schema.TABLES[name])
     try:
@@ -236,31 +237,26 @@ def read_table(data_dir: DataDir, name: str) -> pl.DataFrame:
     except Exception as err:  # polars and Arrow raise many kinds for a damaged file
         raise StoreError(f"{path} is damaged and cannot be read ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}): restore it from a backup, or {REBUILD}") from None
+    if entry is not None:
+        with open(path, "rb") as fh:
+            if hashlib.file_digest(fh, "sha256").hexdigest() != entry["sha256"]:
+                raise StoreError(f"{path} is not the file its commit wrote (changed outside the pipeline): "
+                                 f"restore it from a backup, or {REBUILD}")
     return schema.conform(frame, schema.TABLES[name])
 
 
 def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.DataFrame]:
     """The tables named in `suites` (table -> the suite that must have passed on it, or None for a
-    table that only has to be as committed), read only if each file is the one the ledger records
-    and its audit passed; otherwise `NotAudited`, saying which table and what to do."""
+    table that only has to be as committed), read only if each is the file the ledger records and
+    its audit passed; otherwise `NotAudited` (or `StoreError`), saying which table and what to do."""
     ledger = read_ledger(data_dir)
-    tables = {}
     for name, suite in suites.items():
-        path, entry = data_dir.table(name), ledger.get(name)
-        if entry is None:
-            raise NotAudited(f"{path} has no audited commit: nothing to publish; run `papers run` first")
-        if not path.exists():
-            raise NotAudited(f"{path} is missing, though it was committed: restore it from a backup, or {REBUILD}")
-        with open(path, "rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        if digest != entry["sha256"]:
-            raise NotAudited(f"{path} is not the file its audited commit wrote (changed outside the pipeline): "
-                             f"restore it, or {REBUILD}")
-        audit = entry.get("audit") or {}
+        audit = (ledger.get(name) or {}).get("audit") or {}
+        if name not in ledger:
+            raise NotAudited(f"{data_dir.table(name)} has no audited commit: nothing to publish; run `papers run` first")
         if suite is not None and not (audit.get("suite") == suite and audit.get("passed")):
-            raise NotAudited(f"{path} has not passed the {suite} suite: run `papers run` to audit it")
-        tables[name] = read_table(data_dir, name)
-    return tables
+            raise NotAudited(f"{data_dir.table(name)} has not passed the {suite} suite: run `papers run` to audit it")
+    return {name: read_table(data_dir, name) for name in suites}
 
 
 def write_catalog(data_dir: DataDir) -> Path:

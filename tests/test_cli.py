@@ -29,27 +29,26 @@ def test_run_then_query(data_dir):
     again = run(["run"], data_dir)
     assert again.returncode == 0 and "(unchanged)" in again.stdout
 
-    # an operator fixes one paper's upvotes by hand: the dry run shows what a release would send
+    # an operator edits a table by hand: no entry point publishes it or builds on it
     import polars as pl
 
     from pipeline.publish import LocalGitTarget
 
     table = data_dir / "tables" / "papers.parquet"
+    original = table.read_bytes()
     papers = pl.read_parquet(table)
-    fixed = papers.row(0, named=True)
-    papers.with_columns(upvotes=pl.when(pl.col("paper_id") == fixed["paper_id"]).then(999)
+    papers.with_columns(upvotes=pl.when(pl.col("paper_id") == papers["paper_id"][0]).then(999)
                         .otherwise(pl.col("upvotes"))).write_parquet(table)
-    tags = LocalGitTarget(data_dir / "releases").tags()
+    head = LocalGitTarget(data_dir / "releases").head()
+    for command in (["publish", "--dry-run"], ["publish"], ["run"]):
+        refused = run(command, data_dir)
+        assert refused.returncode == 1, command
+        assert f"{table} is not the file its commit wrote" in refused.stderr, command
+        assert "Traceback" not in refused.stderr
+    assert LocalGitTarget(data_dir / "releases").head() == head
+    table.write_bytes(original)  # restored: the same data as the latest version
     dry = run(["publish", "--dry-run"], data_dir)
-    assert dry.returncode == 0, dry.stderr
-    month = f"{fixed['published_on']:%Y-%m}"
-    uploads = sorted(line.split()[1] for line in dry.stdout.splitlines() if line.startswith("  upload "))
-    assert uploads == sorted(["CHANGELOG.md", "README.md", "manifest.json", "data/changes/train-00000-of-00001.parquet",
-                              f"data/papers/train-{month}.parquet"])
-    assert "### Changed: 1" in dry.stdout and f"`{fixed['paper_id']}`" in dry.stdout and "(upvotes)" in dry.stdout
-    assert LocalGitTarget(data_dir / "releases").tags() == tags  # a dry run writes nothing
-    published = run(["publish"], data_dir)
-    assert published.returncode == 0 and ".1" in published.stdout.split("version ")[1]
+    assert dry.returncode == 0 and "nothing to publish" in dry.stdout
 
 
 def test_run_with_missing_captures_folder_fails_clearly(data_dir, tmp_path):

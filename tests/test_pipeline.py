@@ -60,8 +60,9 @@ def test_capture_times_and_bases(first_run, data_dir):
         assert hashlib.sha256((data_dir / row["raw_path"]).read_bytes()).hexdigest() == row["capture_id"]
 
 
-def test_duckdb_views(first_run, data_dir):
-    con = duckdb.connect(str(data_dir / "catalog.duckdb"), read_only=True)
+def test_duckdb_views(first_run, data_dir, monkeypatch):
+    monkeypatch.chdir(data_dir)  # the views name the tables relative to the data directory
+    con = duckdb.connect("catalog.duckdb", read_only=True)
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
               for t in ("captures", "listings", "rejects", "papers", "sightings")}
     assert counts == {"captures": 3, "listings": 178, "rejects": 0, "papers": 165, "sightings": 178}

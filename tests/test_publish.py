@@ -42,7 +42,8 @@ def target(request, tmp_path, monkeypatch):
 
 def release_once(target, data, now=NOW):
     current = publish.latest(target)
-    prepared = publish.prepare(target, current, data, schema.empty(schema.CAPTURES), now)
+    # V2 removes a paper on purpose: these tests are about the publishing, not the removal guard
+    prepared = publish.prepare(target, current, data, schema.empty(schema.CAPTURES), now, allow_removals=True)
     return None if prepared is None else publish.publish(target, prepared, current)
 
 
@@ -84,7 +85,7 @@ def test_a_publisher_whose_parent_moved_fails_and_leaves_the_repo_as_it_was(targ
     winner = release_once(target, V2)  # ... another publishes first
     tags_before, head_before = target.tags(), target.head()
     late = publish.prepare(target, stale, tables(("p9", "Nine", 1, dt.date(2026, 4, 1))),
-                           schema.empty(schema.CAPTURES), NOW)
+                           schema.empty(schema.CAPTURES), NOW, allow_removals=True)
     with pytest.raises(publish.PublishConflict, match="moved") as error:
         publish.publish(target, late, stale)
     assert TOKEN not in str(error.value)
@@ -95,7 +96,7 @@ def test_a_publisher_whose_parent_moved_fails_and_leaves_the_repo_as_it_was(targ
 def test_a_version_committed_but_not_tagged_is_tagged_by_the_next_run(target):
     release_once(target, V1)
     current = publish.latest(target)
-    prepared = publish.prepare(target, current, V2, schema.empty(schema.CAPTURES), NOW)
+    prepared = publish.prepare(target, current, V2, schema.empty(schema.CAPTURES), NOW, allow_removals=True)
     uploads, deletes = publish.plan(prepared, current.manifest)
     commit = target.commit(uploads, deletes, prepared.message, current.head)  # the run stops here
     assert prepared.version not in target.tags()
