@@ -1,6 +1,7 @@
 """One asset (or multi-asset) per stage of the architecture; each calls into `pipeline/`."""
 
 import datetime as dt
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -37,6 +38,16 @@ RELEASE_AUTO = (AUTO & dg.AutomationCondition.all_deps_blocking_checks_passed())
     "eager, blocking checks passed")
 
 
+@contextmanager
+def user_errors():
+    """What an operator can cause or meet (a busy, damaged or unaudited data directory, a refused
+    release) fails the step with its one-line message, not a traceback; Dagster does not retry it."""
+    try:
+        yield
+    except (store.StoreError, store.Busy, release.ReleaseRefused) as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from None
+
+
 def _parse_time(value: str | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -49,7 +60,8 @@ def _parse_time(value: str | None) -> dt.datetime | None:
 def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir: DataDirResource) -> dg.MaterializeResult:
     """Pages captured so far: every imported or fetched page, its bytes kept under their sha256."""
     folder = Path(config.captures_dir).expanduser() if config.captures_dir else SAMPLE_CAPTURES
-    done = stages.capture(datadir.get(), folder, _parse_time(config.captured_at))
+    with user_errors():
+        done = stages.capture(datadir.get(), folder, _parse_time(config.captured_at))
     context.log.info(f"{done.new} new captures from {folder} and the fetched pages ({done.table.height} in all)")
     return dg.MaterializeResult(metadata={
         **metadata.table(done.table, done.path, ["capture_id", "source", "format", "origin", "captured_at"]),
@@ -96,7 +108,8 @@ def parse_captures(context: dg.AssetExecutionContext, config: ParseConfig, datad
     """Parse the captures not parsed yet (all of them with `full_refresh`), validate the new listings
     against the listings suite, and commit them only if no blocking expectation failed."""
     data_dir = datadir.get()
-    done = stages.parse_new(data_dir, config.full_refresh)
+    with user_errors():
+        done = stages.parse_new(data_dir, config.full_refresh)
     state = "committed" if done.committed else ("NOT committed: a blocking expectation failed"
                                                 if done.report.blocking_failures else "nothing new")
     context.log.info(f"parsed {done.parsed} new captures ({done.captures} in all): {done.new_listings} new listings, "
@@ -141,7 +154,8 @@ def resolve_papers(context: dg.AssetExecutionContext, config: ResolveConfig, dat
     """Resolve the listings into papers, check the papers suite on them, and commit papers,
     sightings and merges only if it passed."""
     data_dir = datadir.get()
-    done = stages.resolve(data_dir, release_target.get(data_dir), config.full_refresh)
+    with user_errors():
+        done = stages.resolve(data_dir, release_target.get(data_dir), config.full_refresh)
     resolution = done.resolution
     papers, merges = resolution.papers, resolution.merges
     by_rule = metadata.counts_by(merges, "rule")
@@ -172,7 +186,8 @@ def resolve_papers(context: dg.AssetExecutionContext, config: ResolveConfig, dat
           kinds={"duckdb"}, owners=["team:data-eng"], automation_condition=AUTO)
 def catalog(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.MaterializeResult:
     """DuckDB catalog: one view per table over its Parquet file."""
-    path, counts = stages.catalog(datadir.get())
+    with user_errors():
+        path, counts = stages.catalog(datadir.get())
     context.log.info(f"catalog {path}: {counts}")
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "views": counts})
 
@@ -190,11 +205,9 @@ def release_snapshot(context: dg.AssetExecutionContext, config: ReleaseConfig, d
     commit and one tag per version, only the changed files uploaded, nothing when the data did not
     change; never from tables whose audit did not pass, never removing papers unasked."""
     data_dir = datadir.get()
-    try:
+    with user_errors():
         done = stages.release_tables(data_dir, release_target.get(data_dir), dt.datetime.now(dt.timezone.utc),
                                      config.allow_removals)
-    except (store.StoreError, release.ReleaseRefused) as err:
-        raise dg.Failure(description=str(err), allow_retries=False) from None
     if done.finished:
         context.log.warning(f"tagged {done.finished}: an earlier run committed it and stopped before tagging")
     prepared, published = done.prepared, done.published

@@ -82,7 +82,7 @@ def pipeline_in_process(folder: Path, data_dir: DataDir, stages: Stages) -> dict
     resolution = stages.run("resolve", lambda: dedup.resolve(kept))
 
     def write():  # the commits the assets make
-        store.write_table(data_dir, "captures", captures)
+        store.write_tables(data_dir, {"captures": captures}, label="captures")
         store.write_tables(data_dir, {"listings": kept, "rejects": pl.concat([rejects, quarantined])})
         store.write_tables(data_dir, {**{name: getattr(resolution, name) for name in
                                          ("papers", "sightings", "merges", "aliases")},

@@ -3,6 +3,7 @@ runs, repeated partitions, hostile captures, SQL that tries to write, and a back
 server that fails at random."""
 
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import dagster as dg
@@ -25,11 +27,7 @@ from pipeline import store
 from pipeline.paths import DataDir
 from pipeline.publish import LocalGitTarget
 
-TABLES = ("captures", "listings", "rejects", "papers", "sightings", "merges", "aliases", "resolver_state")
-
-
-class Crash(BaseException):
-    """Stands for the process dying: not an Exception, so no handler of the pipeline catches it."""
+TABLES = ("captures", "listings", "rejects", "parsed", "papers", "sightings", "merges", "aliases", "resolver_state")
 
 
 def run(data_dir: Path, captures: Path, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
@@ -40,8 +38,10 @@ def run(data_dir: Path, captures: Path, raise_on_error: bool = True) -> dg.Execu
 
 
 def table_bytes(data_dir: Path) -> dict[str, bytes]:
-    return {name: (data_dir / "tables" / f"{name}.parquet").read_bytes() for name in TABLES
-            if (data_dir / "tables" / f"{name}.parquet").exists()}
+    """Every table's file, and the ledger of their commits and audits."""
+    files = {name: data_dir / "tables" / f"{name}.parquet" for name in TABLES}
+    files["ledger"] = data_dir / "tables" / "ledger.json"
+    return {name: path.read_bytes() for name, path in files.items() if path.exists()}
 
 
 def released_data(data_dir: Path) -> tuple[int, dict]:
@@ -79,60 +79,63 @@ def scenario(tmp_path_factory):
 def check_torn(work: Path, scenario) -> None:
     """Each table is its old or its new file; the release repository is the old or the new one."""
     old, new = table_bytes(scenario["before"]), table_bytes(scenario["after"])
-    for name, data in table_bytes(work).items():
+    files = table_bytes(work)
+    ledger = json.loads(files.pop("ledger"))
+    for name, data in files.items():
         assert data in (old.get(name), new[name]), f"{name} is neither before nor after"
+    # The ledger moves with each stage's commit: whatever stage it is at, it vouches for the files
+    # there, once a commit the kill interrupted after its journal is finished (as the next run does).
+    if not list(work.glob(".commit-*.json")):
+        for name, entry in ledger.items():
+            assert hashlib.sha256(files[name]).hexdigest() == entry["sha256"], f"the ledger is wrong about {name}"
     target = LocalGitTarget(work / "releases")
     assert len(target.tags()) in (1, 2)
     for tag in target.tags():
         assert json.loads(target.read("manifest.json", tag))["version"] == tag
 
 
+RUNNER = [sys.executable, str(Path(__file__).resolve().parent / "stage_runner.py")]
+RELEASE_STEPS = {f"release:{step}" for step in ("objects:before", "objects:after", "ref:after", "checkout:before",
+                                                "checkout:after", "tag:before", "tag:after")}
+
+
+def run_stages(work: Path, captures: Path, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(RUNNER + [str(work), str(captures)], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=300)
+
+
 @pytest.mark.slow
-def test_a_crash_at_any_commit_point_leaves_before_or_after_and_the_next_run_completes(scenario, monkeypatch):
-    real_replace = os.replace
-    calls = {"n": 0, "crash_at": None}
-
-    def replace(src, dst, *args, **kwargs):
-        name = os.fsdecode(dst)
-        ours = any(part in ("tables", "raw", "fetched") for part in Path(name).parts) or name.endswith(
-            ("catalog.duckdb", ".json"))
-        if ours:
-            calls["n"] += 1
-            if calls["n"] == calls["crash_at"]:
-                raise Crash(f"killed before moving {dst}")
-        return real_replace(src, dst, *args, **kwargs)
-
-    monkeypatch.setattr(store.os, "replace", replace)
-    # How many file moves a second run makes (raw capture, journals, tables, catalog), then a crash
-    # before each one in turn; and three crashes inside the release commit.
-    probe = scenario["root"] / "probe"
+def test_a_kill_at_every_commit_point_leaves_before_or_after_and_the_next_run_equals_an_uninterrupted_one(scenario):
+    root = scenario["root"]
+    # Every fault point a second run passes, from a traced run without faults.
+    probe, trace = root / "probe", root / "points.txt"
     shutil.copytree(scenario["before"], probe)
-    run(probe, scenario["captures"])
-    points = [("move", k) for k in range(1, calls["n"] + 1)]
-    points += [("release", "dulwich.refs.DiskRefsContainer.set_if_equals"),
-               ("release", "dulwich.worktree.WorkTree.reset_index"),
-               ("release", "pipeline.publish.LocalGitTarget.tag")]
-    assert calls["n"] >= 10
+    traced = run_stages(probe, scenario["captures"], PAPERS_FAULT_TRACE=str(trace))
+    assert traced.returncode == 0, traced.stderr
+    points = list(dict.fromkeys(trace.read_text().split()))
+    for label, files in (("captures", ["captures.parquet"]), ("parse", ["listings.parquet", "rejects.parquet", "parsed.parquet"]),
+                         ("resolve", [f"{t}.parquet" for t in ("papers", "sightings", "merges", "aliases", "resolver_state")])):
+        for name in [*files, "ledger.json"]:
+            assert {f"commit:{label}:{name}:before-move", f"commit:{label}:{name}:after-move"} <= set(points)
+    assert RELEASE_STEPS | {"catalog:before-move", "catalog:after-move"} <= set(points)
     expected_tables, expected_release = table_bytes(scenario["after"]), released_data(scenario["after"])
-    for i, (kind, where) in enumerate(points):
-        work = scenario["root"] / f"work{i}"
+    assert table_bytes(probe) == expected_tables  # the stages alone write what the Dagster run writes
+
+    def kill_then_rerun(i: int, point: str):
+        work = root / f"fault{i}"
         shutil.copytree(scenario["before"], work)
-        calls["n"], calls["crash_at"] = 0, where if kind == "move" else None
-        with monkeypatch.context() as patch:
-            if kind == "release":
-                def die(*args, **kwargs):
-                    raise Crash(where)
-                patch.setattr(where, die)
-            try:
-                crashed = run(work, scenario["captures"], raise_on_error=False)
-                assert not crashed.success, where
-            except Crash:
-                pass
-        calls["crash_at"] = None
+        killed = run_stages(work, scenario["captures"], PAPERS_FAULT=point)
         check_torn(work, scenario)
-        assert run(work, scenario["captures"]).success
-        assert table_bytes(work) == expected_tables, where
-        assert released_data(work) == expected_release, where
+        return work, killed, run_stages(work, scenario["captures"])
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(kill_then_rerun, range(len(points)), points))
+    for point, (work, killed, again) in zip(points, outcomes):
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        assert f"fault point {point}: killing process" in killed.stderr, point
+        assert again.returncode == 0, (point, again.stderr[-2000:])
+        assert table_bytes(work) == expected_tables, point
+        assert released_data(work) == expected_release, point
 
 
 @pytest.mark.slow
@@ -147,8 +150,9 @@ def test_a_killed_process_leaves_no_torn_table_and_the_rerun_completes(scenario)
         process = subprocess.Popen([sys.executable, "-m", "assets.cli", "run", "--captures", str(scenario["captures"])],
                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
+        assert process.poll() is None, f"the run ended before {delay} s: nothing was killed"
         process.send_signal(signal.SIGKILL)
-        process.wait()
+        assert process.wait() == -signal.SIGKILL
         check_torn(work, scenario)
         again = subprocess.run([sys.executable, "-m", "assets.cli", "run", "--captures", str(scenario["captures"])],
                                env=env, capture_output=True, text=True, timeout=300)
@@ -258,7 +262,7 @@ def test_the_query_command_cannot_write_anything(scenario, tmp_path, capsys, mon
 
     work = tmp_path / "sql"
     shutil.copytree(scenario["before"], work)
-    store.write_catalog(DataDir.resolve(work))  # its views name the tables by absolute path
+    store.write_catalog(DataDir.resolve(work))  # the catalog of this copy
     monkeypatch.setenv("PAPERS_DATA_DIR", str(work))
     before = {p: p.read_bytes() for p in work.rglob("*") if p.is_file() and "dagster" not in p.parts}
     assert cli.main(["query", "SELECT count(*) AS n FROM papers"]) == 0
