@@ -51,7 +51,7 @@ def fetched_files(data_dir: DataDir, name: str) -> tuple:
 
 
 def _read(path, table) -> pl.DataFrame:
-    return schema.conform(pl.read_parquet(path), table) if path.exists() else schema.empty(table)
+    return schema.upgrade(pl.read_parquet(path), table, str(path)) if path.exists() else schema.empty(table)
 
 
 def run_fetch(context, hub: HubResource, data_dir: DataDir, name: str, work) -> dg.MaterializeResult:

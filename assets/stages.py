@@ -63,10 +63,15 @@ def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir:
     with user_errors():
         done = stages.capture(datadir.get(), folder, _parse_time(config.captured_at))
     context.log.info(f"{done.new} new captures from {folder} and the fetched pages ({done.table.height} in all)")
+    if done.skipped:
+        context.log.warning(f"{len(done.skipped)} files of {folder} skipped: "
+                            + "; ".join(f"{path} ({why})" for path, why in list(done.skipped.items())[:10])
+                            + (" …" if len(done.skipped) > 10 else ""))
     return dg.MaterializeResult(metadata={
         **metadata.table(done.table, done.path, ["capture_id", "source", "format", "origin", "captured_at"]),
         "new_captures": done.new,
         "folder": str(folder),
+        "skipped_files": dg.MetadataValue.json(done.skipped),
     })
 
 

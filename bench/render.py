@@ -15,12 +15,14 @@ def block_date(published: dt.date, captured: dt.date, upvotes: int | None) -> st
     return text + (f" {upvotes}" if upvotes is not None else "")
 
 
-def block_page(entries: list[dict], captured: dt.date, header_day: bool = True) -> str:
-    """The block layout of a saved papers page; each entry: title, abstract, published_on, upvotes and
-    author_count or organization (+ organization_name)."""
+def block_page(entries: list[dict], captured: dt.date, header_day: bool = True, shown: dt.date | None = None) -> str:
+    """The block layout of a saved papers page viewed on the local date `captured` (dates of other
+    years print their year); the header shows the day `shown` (default: `captured`). Each entry:
+    title, abstract, published_on, upvotes and author_count or organization (+ organization_name)."""
     lines = list(HEADER)
     if header_day:
-        lines += [f"{captured:%b} {captured.day}", ""]
+        day = shown or captured
+        lines += [f"{day:%b} {day.day}", ""]
     for e in entries:
         lines += [e["title"], "", e.get("abstract") or "", ""]
         if e.get("organization"):

@@ -25,8 +25,9 @@ aliases. A new paper's id is `p` + 16 hex digits of the sha256 of its earliest l
 
 Merge policy per column, over the sightings of one paper ordered by capture time (ties by listing id):
 
-- title, abstract, authors, author count, organization, arXiv id, links, keywords: the latest
-  sighting that has a value;
+- title, abstract, authors, author count, organization, arXiv id, links, keywords, AI summary,
+  GitHub stars: the latest sighting that has a value;
+- daily_date: the earliest Daily Papers day any sighting names;
 - published_on: the most trustworthy basis (API date, then a date with an explicit year, then an
   inferred year), latest among equals;
 - upvotes and comments: as of the latest capture that showed them;
@@ -56,7 +57,8 @@ PREFIX_MIN_CHARS = 80  # a shorter abstract is too little to call another a trun
 KEY_CHUNK = 50_000  # abstracts normalized at a time
 
 _LATEST = ("title", "abstract", "authors", "author_count", "organization", "organization_name",
-           "arxiv_id", "upvotes", "comments", "github_repo", "project_page", "ai_keywords")
+           "arxiv_id", "upvotes", "comments", "github_repo", "project_page", "ai_keywords", "ai_summary",
+           "github_stars")
 _BASIS_RANK = {basis: rank for rank, basis in enumerate(reversed(schema.PUBLISHED_ON_BASES))}
 
 @dataclass
@@ -403,6 +405,7 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
     papers = ordered.group_by("paper_id").agg(
         *[pl.col(c).sort_by("seq").drop_nulls().last() for c in _LATEST],
         pl.col("published_on").sort_by(["basis_rank", "seq"]).drop_nulls().last(),
+        pl.col("daily_date").min(),
         pl.col("captured_at").min().alias("first_seen_at"),
         pl.col("captured_at").max().alias("last_seen_at"),
         pl.len().cast(pl.Int32).alias("n_sightings"),

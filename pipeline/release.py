@@ -113,7 +113,8 @@ def diff(old: pl.DataFrame | None, new: pl.DataFrame, aliases: pl.DataFrame | No
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
+    frame.write_parquet(buffer, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS,
+                        metadata={schema.VERSION_KEY: str(schema.SCHEMA_VERSION)})
     return buffer.getvalue()
 
 
@@ -142,8 +143,9 @@ def read_tables(manifest: dict, read) -> dict[str, pl.DataFrame]:
     tables = {}
     for name in PUBLISHED:
         folder = card.CONFIGS[name] + "/"
-        frames = [pl.read_parquet(io.BytesIO(read(path))) for path in sorted(manifest.get("files", {}))
-                  if path.startswith(folder)]
+        frames = [schema.upgrade(pl.read_parquet(io.BytesIO(read(path))), schema.TABLES[name],
+                                 f"{path} of release {manifest.get('version')}")
+                  for path in sorted(manifest.get("files", {})) if path.startswith(folder)]
         tables[name] = canonical(name, pl.concat(frames) if frames else schema.empty(schema.TABLES[name]))
     return tables
 
@@ -188,6 +190,7 @@ def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
         "version": version,
         "created_at": created_at,
         "code_version": code_version(),
+        "schema_version": schema.SCHEMA_VERSION,
         "row_counts": counts,
         "files": {path: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
                   for path, data in sorted(files.items())},

@@ -10,10 +10,16 @@ import polars as pl
 
 UTC_TS = pl.Datetime("us", "UTC")
 
+# Raised with every change to the tables' columns; kept in each Parquet file's metadata and in each
+# release's manifest. Adding a nullable column is free: tables written before it read with nulls.
+SCHEMA_VERSION = 2
+VERSION_KEY = "papers_pipeline.schema_version"
+MIGRATION = "rebuild the tables in the current schema with `papers run --full-refresh`"
+
 SOURCES = ("hf_daily_api", "hf_search_api", "hf_paper_api", "hf_html", "text_capture")
 
 # How a capture's time is known, most to least trustworthy.
-CAPTURED_AT_BASES = ("fetched", "import", "page_header", "file_mtime")
+CAPTURED_AT_BASES = ("fetched", "import", "file_mtime+page_day", "page_day+printed_years", "file_mtime")
 # How a listing's publication date is known.
 PUBLISHED_ON_BASES = ("api", "explicit", "year_inferred")
 
@@ -45,10 +51,14 @@ LISTINGS = {
     "published_on_basis": pl.String,
     "upvotes": pl.Int32,
     "comments": pl.Int32,
-    "arxiv_id": pl.String,
+    "arxiv_id": pl.String,  # canonical: no version, no prefix (`2401.00001`, `math/0309136`)
+    "arxiv_version": pl.Int32,  # the version the page named (`v2`), if it named one
     "github_repo": pl.String,
     "project_page": pl.String,
     "ai_keywords": pl.List(pl.String),
+    "daily_date": pl.Date,  # the Daily Papers day the entry was listed on; null for search pages
+    "ai_summary": pl.String,
+    "github_stars": pl.Int32,
     "captured_at": UTC_TS,
     "source": pl.String,
     "title_key": pl.String,
@@ -84,6 +94,9 @@ PAPERS = {
     "github_repo": pl.String,
     "project_page": pl.String,
     "ai_keywords": pl.List(pl.String),
+    "daily_date": pl.Date,
+    "ai_summary": pl.String,
+    "github_stars": pl.Int32,
     "first_seen_at": UTC_TS,
     "last_seen_at": UTC_TS,
     "n_sightings": pl.Int32,
@@ -161,6 +174,10 @@ DESCRIPTIONS = {
     "github_repo": "Code repository linked from the paper page",
     "project_page": "Project page linked from the paper page",
     "ai_keywords": "Keywords the Hub generated for the paper",
+    "arxiv_version": "The arXiv version the page named (`2401.00001v2` gives 2), when it named one",
+    "daily_date": "The day the paper was on Hugging Face's Daily Papers (its first such day), when known",
+    "ai_summary": "The one-paragraph summary the Hub generated for the paper, as of the latest capture",
+    "github_stars": "Stars of the paper's GitHub repository, as of the latest capture that showed them",
     "first_seen_at": "When the pipeline first saw the paper listed (UTC)",
     "last_seen_at": "When the pipeline last saw the paper listed (UTC)",
     "n_sightings": "How many listings of this paper were seen",
@@ -178,6 +195,25 @@ DESCRIPTIONS = {
     "columns": "For a changed paper, the columns whose values changed",
     "merged_into": "For a removed paper that turned out to be another, the id that survives",
 }
+
+
+class SchemaError(ValueError):
+    """A stored table whose columns the current schema cannot read without a migration."""
+
+
+def upgrade(frame: pl.DataFrame, schema: dict, where: str) -> pl.DataFrame:
+    """A table written by an earlier version, in the current schema: a column added since is filled
+    with nulls; a column the schema no longer has, or whose type changed, is a SchemaError naming
+    the file (`where`) and the migration."""
+    dropped = [c for c in frame.columns if c not in schema]
+    retyped = [f"{c} ({frame.schema[c]}, now {t})" for c, t in schema.items()
+               if c in frame.columns and frame.schema[c] != t and frame.schema[c] != pl.Null]
+    if dropped or retyped:
+        what = "; ".join(filter(None, [dropped and f"columns no longer in the schema: {', '.join(dropped)}",
+                                       retyped and f"columns of another type: {', '.join(retyped)}"]))
+        raise SchemaError(f"{where} was written in another schema ({what}): {MIGRATION}")
+    missing = [pl.lit(None, t).alias(c) for c, t in schema.items() if c not in frame.columns]
+    return conform(frame.with_columns(missing) if missing else frame, schema)
 
 
 def empty(schema: dict) -> pl.DataFrame:

@@ -19,7 +19,7 @@ import polars as pl
 
 from pipeline import dedup, parse, publish, release, schema, store, validate
 from pipeline.paths import DataDir
-from pipeline.sources.folder import import_folder
+from pipeline.sources.folder import import_folder, skipped_files
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Captured:
     table: pl.DataFrame
     new: int  # captures the table did not have before
     path: Path
+    skipped: dict[str, str] = field(default_factory=dict)  # files of the folder not imported, and why
 
 
 def capture(data_dir: DataDir, folder: Path | None = None, captured_at: dt.datetime | None = None) -> Captured:
@@ -47,11 +48,12 @@ def capture(data_dir: DataDir, folder: Path | None = None, captured_at: dt.datet
             name = hashlib.sha256("\n".join(sorted(new["capture_id"])).encode()).hexdigest()[:16]
             extra[data_dir.imports / f"{name}.parquet"] = new
         paths = store.write_tables(data_dir, {"captures": table}, label="captures", extra=extra)
-        return Captured(table, table.height - before, paths["captures"])
+        return Captured(table, table.height - before, paths["captures"],
+                        skipped_files(folder) if folder is not None else {})
 
 
 def _frames(paths) -> list[pl.DataFrame]:
-    return [schema.conform(pl.read_parquet(p), schema.CAPTURES) for p in sorted(paths)]
+    return [schema.upgrade(pl.read_parquet(p), schema.CAPTURES, str(p)) for p in sorted(paths)]
 
 
 def _keep_legacy_imports(data_dir: DataDir) -> None:

@@ -79,7 +79,8 @@ def _fsync_dir(folder: Path) -> None:
 def _write_synced(path: Path, content: pl.DataFrame | bytes) -> str:
     """Write a Parquet frame (or bytes) to `path`, flush it to disk; its sha256."""
     if isinstance(content, pl.DataFrame):
-        content.write_parquet(path, compression="zstd", statistics=True)
+        content.write_parquet(path, compression="zstd", statistics=True,
+                              metadata={schema.VERSION_KEY: str(schema.SCHEMA_VERSION)})
     else:
         path.write_bytes(content)
     with open(path, "rb") as fh:
@@ -242,7 +243,10 @@ def read_table(data_dir: DataDir, name: str) -> pl.DataFrame:
             if hashlib.file_digest(fh, "sha256").hexdigest() != entry["sha256"]:
                 raise StoreError(f"{path} is not the file its commit wrote (changed outside the pipeline): "
                                  f"restore it from a backup, or {REBUILD}")
-    return schema.conform(frame, schema.TABLES[name])
+    try:
+        return schema.upgrade(frame, schema.TABLES[name], str(path))
+    except schema.SchemaError as err:
+        raise StoreError(str(err)) from None
 
 
 def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.DataFrame]:

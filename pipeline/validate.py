@@ -9,7 +9,10 @@ Each expectation in a suite says in its `meta.on_failure` what a failure means:
 
 Great Expectations is imported here only, when a table is validated: it costs seconds to import.
 GX validates pandas frames: dates and times are handed to it as naive UTC datetimes (GX reads a bound
-such as "1990-01-01" as a datetime), and list columns, which no expectation reads, are left out.
+such as "1990-01-01" as a datetime), and list columns, which no expectation reads, are left out. A
+date is a local date (pages show dates in their reader's time zone), so it is handed over as its
+first instant anywhere: 00:00 at UTC+14, 14 hours before its UTC midnight; "captured_at >=
+published_on" then holds for a page saved just after midnight east of UTC.
 """
 
 from __future__ import annotations
@@ -89,8 +92,8 @@ def _for_gx(frame: pl.DataFrame, needed: set[str]):
     for name, dtype in frame.schema.items():
         if name not in needed or isinstance(dtype, pl.List):
             continue
-        if dtype == pl.Date:
-            columns.append(pl.col(name).cast(pl.Datetime("us")))
+        if dtype == pl.Date:  # a (local) date begins, somewhere, 14 hours before its UTC midnight
+            columns.append(pl.col(name).cast(pl.Datetime("us")) - pl.duration(hours=14))
         elif isinstance(dtype, pl.Datetime):
             columns.append(pl.col(name).dt.convert_time_zone("UTC").dt.replace_time_zone(None))
         else:

@@ -51,9 +51,9 @@ def test_capture_times_and_bases(first_run, data_dir):
     captures = pl.read_parquet(data_dir / "tables" / "captures.parquet")
     got = {r["origin"]: (r["captured_at"].date(), r["captured_at_basis"]) for r in captures.iter_rows(named=True)}
     assert got == {
-        "000_b32d59d65bae7777.txt": (dt.date(2026, 5, 7), "page_header"),
-        "001_787c8ed970bce0ee.txt": (dt.date(2026, 2, 6), "page_header"),
-        "003_2917b069e52b5a1e.txt": (dt.date(2025, 11, 6), "page_header"),
+        "000_b32d59d65bae7777.txt": (dt.date(2026, 5, 7), "page_day+printed_years"),
+        "001_787c8ed970bce0ee.txt": (dt.date(2026, 2, 6), "page_day+printed_years"),
+        "003_2917b069e52b5a1e.txt": (dt.date(2025, 11, 6), "page_day+printed_years"),
     }
     for row in captures.iter_rows(named=True):  # raw bytes kept under their sha256
         import hashlib

@@ -6,7 +6,6 @@ shows ends as exactly one listing or one reject; a page no parser recognises is 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ class Format:
     source: str  # the `source` of a capture of this format imported from a file
     looks_like: Callable[[str], bool]
     parse: Callable[[str, ParseContext], Iterator[dict | Reject]]
-    page_time: Callable[[str], dt.datetime | None] | None = None
+    page_day: Callable[[str], text_block.PageDay | None] | None = None
 
 
 # In the order they are tried: the most specific tests first (a JSON document before text layouts).
@@ -34,8 +33,9 @@ FORMATS = [
     Format("api_items", "hf_daily_api", api_json.looks_like_items, api_json.parse_items),
     Format("api_paper", "hf_paper_api", api_json.looks_like_paper, api_json.parse_paper),
     Format("text_compact", "text_capture", text_compact.looks_like, text_compact.parse),
+    Format("paper_page", "hf_html", html_page.looks_like_paper_page, html_page.parse_paper_page),
     Format("html", "hf_html", html_page.looks_like, html_page.parse),
-    Format("text_block", "text_capture", text_block.looks_like, text_block.parse, text_block.page_time),
+    Format("text_block", "text_capture", text_block.looks_like, text_block.parse, text_block.page_day),
 ]
 _BY_NAME = {f.name: f for f in FORMATS}
 UNKNOWN = "unknown"
@@ -57,7 +57,7 @@ def decode(data: bytes) -> str | None:
 
 def detect(data: bytes) -> str:
     text = decode(data)
-    if text is None or "\x00" in text:
+    if text is None:  # (a control character in one field is that field's problem, not the page's)
         return UNKNOWN
     for fmt in FORMATS:
         if fmt.looks_like(text):
@@ -69,12 +69,25 @@ def source_of(format_name: str) -> str:
     return _BY_NAME[format_name].source if format_name in _BY_NAME else "text_capture"
 
 
-def page_time(format_name: str, data: bytes) -> dt.datetime | None:
+def page_day(format_name: str, data: bytes) -> text_block.PageDay | None:
+    """The day a saved page's header shows, for the formats that show one."""
     fmt = _BY_NAME.get(format_name)
     text = decode(data)
-    if fmt is None or fmt.page_time is None or text is None:
+    if fmt is None or fmt.page_day is None or text is None:
         return None
-    return fmt.page_time(text)
+    return fmt.page_day(text)
+
+
+def _unknown(text: str) -> str:
+    """Why a page matches no format, as precisely as its content allows."""
+    doc = api_json.load(text) if text.lstrip().startswith(("[", "{")) else None
+    if isinstance(doc, list):
+        kinds = sorted({type(v).__name__ for v in doc})
+        return f"JSON that is a list of {', '.join(kinds)}, not of daily-papers items (objects with a `paper`)"
+    if isinstance(doc, dict):
+        return (f"JSON that is an object with keys {', '.join(sorted(doc)[:8])}, neither a daily-papers item "
+                "nor a paper")
+    return "a page that matches no known format"
 
 
 def parse_capture(capture: dict, data: bytes) -> tuple[list[dict], list[dict]]:
@@ -87,14 +100,14 @@ def parse_capture(capture: dict, data: bytes) -> tuple[list[dict], list[dict]]:
     fmt = _BY_NAME.get(capture["format"])
     text = decode(data)
     if fmt is None or text is None:
-        why = "bytes that are not UTF-8 or UTF-16 text" if text is None else "a page that matches no known format"
+        why = "bytes that are not UTF-8 or UTF-16 text" if text is None else _unknown(text)
         rule = "undecodable" if text is None else "unknown_format"
         return [], [{"capture_id": capture_id, "position": None, "stage": "parse", "rule": rule,
                      "message": f"{capture['origin']}: {why}",
                      "excerpt": excerpt(text if text is not None else repr(data[:200]))}]
     params = capture.get("params")
     ctx = ParseContext(capture["captured_at"], capture.get("origin") or "",
-                       json.loads(params) if isinstance(params, str) else (params or {}))
+                       json.loads(params) if isinstance(params, str) else (params or {}), capture.get("source") or "")
     listings, rejects = [], []
     for position, entry in enumerate(fmt.parse(text, ctx)):
         if isinstance(entry, Reject):

@@ -18,13 +18,15 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from pipeline.normalize import clean_text
-from pipeline.parse.common import ParseContext, Reject, excerpt, non_negative_int
+from pipeline.parse.common import ParseContext, Reject, arxiv_id, excerpt, non_negative_int, utc_date
 
 
 def load(text: str):
     """The JSON document, or None when it is not JSON."""
     try:
-        return json.loads(text, parse_float=Decimal)
+        # strict=False: a raw control character inside a string (a NUL in one title) spoils that
+        # field only; clean_text removes it
+        return json.loads(text, parse_float=Decimal, strict=False)
     except (ValueError, RecursionError):
         return None
 
@@ -56,23 +58,14 @@ def _text(value, field: str) -> str | None:
     return clean_text(value)
 
 
-def _arxiv_id(value) -> str | None:
+def _arxiv_id(value) -> tuple[str | None, int | None]:
     if value is None:
-        return None
+        return None, None
     if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, str):
-        return value.strip() or None
-    raise ValueError(f"id is {type(value).__name__}, not a string")
-
-
-def _date(value) -> dt.date | None:
-    if value is None:
-        return None
+        value = str(value)
     if not isinstance(value, str):
-        raise ValueError(f"publishedAt is {type(value).__name__}, not a string")
-    parsed = dt.datetime.fromisoformat(value)
-    return (parsed.astimezone(dt.timezone.utc) if parsed.tzinfo else parsed).date()
+        raise ValueError(f"id is {type(value).__name__}, not a string")
+    return arxiv_id(value) if value.strip() else (None, None)
 
 
 def _org(value) -> tuple[str | None, str | None]:
@@ -90,8 +83,11 @@ def _strings(value, field: str) -> list[str] | None:
     return [v for v in out if v]
 
 
-def listing_fields(paper: dict, item: dict | None = None) -> dict:
+def listing_fields(paper: dict, item: dict | None = None, daily_date: dt.date | None = None,
+                   daily: bool = True) -> dict:
     """Listing fields from a `paper` object and the daily/search item around it (if any).
+    `daily_date`: the Daily Papers day the page is of (a fetched day), else the paper's own
+    `submittedOnDailyAt`; none at all when not `daily` (a search page).
     Raises ValueError (or KeyError/TypeError) for a field of the wrong type."""
     item = item or {}
     authors = paper.get("authors")
@@ -103,7 +99,9 @@ def listing_fields(paper: dict, item: dict | None = None) -> dict:
     org, org_name = _org(paper.get("organization"))
     if org is None:
         org, org_name = _org(item.get("organization"))
-    published = _date(paper.get("publishedAt"))
+    published = utc_date(paper.get("publishedAt"), "publishedAt")
+    arxiv, version = _arxiv_id(paper.get("id"))
+    submitted = utc_date(paper.get("submittedOnDailyAt"), "submittedOnDailyAt")
     return {
         "title": _text(paper.get("title"), "title") or _text(item.get("title"), "title"),
         "abstract": _text(paper.get("summary"), "summary") or _text(item.get("summary"), "summary"),
@@ -115,18 +113,22 @@ def listing_fields(paper: dict, item: dict | None = None) -> dict:
         "published_on_basis": "api" if published else None,
         "upvotes": non_negative_int(paper.get("upvotes")),
         "comments": non_negative_int(item.get("numComments")),
-        "arxiv_id": _arxiv_id(paper.get("id")),
+        "arxiv_id": arxiv,
+        "arxiv_version": version,
         "github_repo": _text(paper.get("githubRepo"), "githubRepo"),
         "project_page": _text(paper.get("projectPage"), "projectPage"),
         "ai_keywords": _strings(paper.get("ai_keywords"), "ai_keywords"),
+        "daily_date": (daily_date or submitted) if daily else None,
+        "ai_summary": _text(paper.get("ai_summary"), "ai_summary"),
+        "github_stars": non_negative_int(paper.get("githubStars")),
     }
 
 
-def entry(paper, item: dict | None = None) -> dict | Reject:
+def entry(paper, item: dict | None = None, daily_date: dt.date | None = None, daily: bool = True) -> dict | Reject:
     if not isinstance(paper, dict):
         return Reject("bad_item", f"item is {type(paper).__name__}, not an object with a paper", excerpt(repr(paper)))
     try:
-        fields = listing_fields(paper, item)
+        fields = listing_fields(paper, item, daily_date, daily)
     except (ValueError, TypeError, KeyError, OverflowError) as err:
         return Reject("bad_field", str(err), excerpt(json.dumps(paper, default=str)[:1000]))
     if not fields["title"]:
@@ -134,14 +136,24 @@ def entry(paper, item: dict | None = None) -> dict | Reject:
     return fields
 
 
-def entries(items: list) -> Iterator[dict | Reject]:
+def entries(items: list, daily_date: dt.date | None = None, daily: bool = True) -> Iterator[dict | Reject]:
     for item in items:
-        yield entry(item.get("paper") if isinstance(item, dict) else item, item if isinstance(item, dict) else None)
+        yield entry(item.get("paper") if isinstance(item, dict) else item, item if isinstance(item, dict) else None,
+                    daily_date, daily)
+
+
+def requested_day(ctx: ParseContext) -> dt.date | None:
+    """The day a fetched daily page asked for (its `date` parameter), if it was one."""
+    try:
+        return dt.date.fromisoformat(str(ctx.params["date"])[:10]) if ctx.params.get("date") else None
+    except ValueError:
+        return None
 
 
 def parse_items(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
     doc = load(text)
-    yield from entries([doc] if isinstance(doc, dict) else doc)
+    daily = ctx.source != "hf_search_api"
+    yield from entries([doc] if isinstance(doc, dict) else doc, requested_day(ctx) if daily else None, daily)
 
 
 def parse_paper(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:

@@ -6,10 +6,14 @@ The listing is read from the hydration JSON the page embeds for its Svelte compo
 visible markup. Its `dailyPapers` (search pages: `searchResults`) holds the same items as the API.
 A date with no papers shows the latest date instead, so a page whose `dateString` is not the date
 asked for gives no listings: one reject says so.
+
+A paper's own page (`/papers/{arxiv_id}`) embeds `PaperContent`, whose `paper` is the API's paper
+object: format `paper_page`, one listing.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -20,6 +24,7 @@ from pipeline.parse import api_json
 from pipeline.parse.common import ParseContext, Reject, excerpt
 
 LIST_KEYS = ("dailyPapers", "searchResults")
+PAPER_KEY = ("paper",)
 _DATE_IN_URL = re.compile(r"/papers/date/(\d{4}-\d{2}-\d{2})")
 
 
@@ -37,7 +42,7 @@ _START_TAG = re.compile(
 _TAG_OPEN = re.compile(r"<[A-Za-z]")
 
 
-def _payloads(text: str) -> list[dict]:
+def _payloads(text: str, keys: tuple[str, ...] = LIST_KEYS) -> list[dict]:
     """The hydration payloads: each tag carrying `data-props` is cut out and parsed alone. Parsing
     the whole document is never needed, and deeply nested or broken markup costs nothing.
 
@@ -57,7 +62,7 @@ def _payloads(text: str) -> list[dict]:
             continue
         node = LexborHTMLParser(tag.group(0)).css_first("[data-props]")
         doc = api_json.load(node.attributes.get("data-props") or "") if node is not None else None
-        if isinstance(doc, dict) and any(k in doc for k in LIST_KEYS):
+        if isinstance(doc, dict) and any(k in doc for k in keys):
             found.append(doc)
     return found
 
@@ -82,10 +87,36 @@ def parse(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
         yield Reject("payload_shape", f"{key} is {type(items).__name__}, not a list",
                      excerpt(json.dumps(doc, default=str)[:1000]), whole_page=True)
         return
-    asked, shown = requested_date(ctx), doc.get("dateString")
-    if asked and doc.get("periodType", "day") == "day" and isinstance(shown, str) and shown[:10] != asked:
+    asked, shown = requested_date(ctx), doc.get("dateString") or doc.get("date")  # older pages say `date`
+    one_day = doc.get("periodType", "day") == "day"
+    if asked and one_day and isinstance(shown, str) and shown[:10] != asked:
         yield Reject("date_mismatch",
                      f"asked for {asked}, the page shows {shown[:10]} instead: its {len(items)} entries are not of that date",
                      excerpt(json.dumps(doc, default=str)[:1000]), whole_page=True)
         return
-    yield from api_json.entries(items)
+    daily = key == "dailyPapers"
+    yield from api_json.entries(items, _day(shown) if daily and one_day else None, daily)
+
+
+def _day(value) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value[:10]) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def looks_like_paper_page(text: str) -> bool:
+    return looks_like(text) and "PaperContent" in text and bool(_payloads(text, PAPER_KEY))
+
+
+def parse_paper_page(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
+    docs = [d for d in _payloads(text, PAPER_KEY) if isinstance(d["paper"], dict)]
+    if not docs:
+        yield Reject("missing_payload", "no hydration JSON with a paper object (PaperContent) on the page",
+                     excerpt(text), whole_page=True)
+        return
+    doc = docs[0]
+    comments = doc.get("comments")
+    item = {"numComments": len(comments) if isinstance(comments, list) else None,
+            "organization": doc.get("submitterOrganization")}
+    yield api_json.entry(doc["paper"], item)

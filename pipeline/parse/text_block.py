@@ -20,9 +20,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from pipeline.normalize import clean_text
-from pipeline.parse.common import MONTH_DAY, ParseContext, Reject, excerpt, month_number, resolve_month_day
+from pipeline.parse.common import (MONTH_DAY, ParseContext, Reject, excerpt, local_dates, month_number,
+                                   resolve_month_day)
 
 HEADER_LINES = {
     "new",
@@ -78,21 +80,36 @@ def _header_end(lines: list[str], stop: int) -> tuple[int, str | None]:
     return i, day
 
 
-def page_time(text: str) -> dt.datetime | None:
-    """When the page was captured, from the page itself: the day in its header, in the year after the
-    latest year printed on the page (the site prints years only for earlier years)."""
+@dataclass(frozen=True)
+class PageDay:
+    """The day a page's header shows, and the years printed on its dates (the site prints a year
+    only for dates of other years than the page's own)."""
+
+    month: int
+    day: int
+    year: int | None  # when the header prints one
+    printed_years: tuple[int, ...]
+
+
+def page_day(text: str) -> PageDay | None:
     lines = _lines(text)
     anchors = _anchors(lines)
     _, day = _header_end(lines, anchors[0] if anchors else len(lines))
-    if day is None:
+    match = _HEADER_DAY.match(day) if day else None
+    if match is None or month_number(match["mon"]) is None:
         return None
-    match = _HEADER_DAY.match(day)
-    years = [int(m.group(1)) for i in anchors if (m := _YEAR_IN_DATE_LINE.match(lines[i + 1].strip()))]
-    if match["year"] is None and not years:
+    years = tuple(int(m.group(1)) for i in anchors if (m := _YEAR_IN_DATE_LINE.match(lines[i + 1].strip())))
+    return PageDay(month_number(match["mon"]), int(match["day"]), int(match["year"]) if match["year"] else None, years)
+
+
+def _header_date(day: str | None, captured_on: dt.date) -> dt.date | None:
+    """The Daily Papers day a page's header shows (`May 7`): the latest such day not after the
+    (latest local) date of capture."""
+    match = _HEADER_DAY.match(day) if day else None
+    if match is None:
         return None
-    year = int(match["year"] or max(years) + 1)
     try:
-        return dt.datetime(year, month_number(match["mon"]) or 0, int(match["day"]), tzinfo=dt.timezone.utc)
+        return resolve_month_day(match["mon"], match["day"], match["year"], captured_on)[0]
     except ValueError:
         return None
 
@@ -153,8 +170,13 @@ def parse(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
     """Every entry of the page, in order: a dict of listing fields or a Reject."""
     lines = _lines(text)
     anchors = _anchors(lines)
-    start, _ = _header_end(lines, anchors[0] if anchors else len(lines))
-    captured_on = ctx.captured_at.date()
+    start, day = _header_end(lines, anchors[0] if anchors else len(lines))
+    # The page shows local dates. Its header's day is the latest local date the capture could have
+    # had, or earlier; the entries of a day's page are of that day or earlier, so a date without a
+    # year is placed against it (against the latest local date when the page shows no day).
+    latest = local_dates(ctx.captured_at)[1]
+    daily_date = _header_date(day, latest)
+    captured_on = daily_date or latest
     for anchor in anchors:
         meta_start = anchor - 1
         while meta_start > start and lines[meta_start - 1].strip():
@@ -162,7 +184,10 @@ def parse(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
         end = anchor + 1
         while end < len(lines) and lines[end].strip():
             end += 1
-        yield _entry(lines[start:meta_start], lines[meta_start:anchor], lines[anchor + 1:end], captured_on)
+        entry = _entry(lines[start:meta_start], lines[meta_start:anchor], lines[anchor + 1:end], captured_on)
+        if isinstance(entry, dict):
+            entry["daily_date"] = daily_date
+        yield entry
         start = end
     rest = "\n".join(lines[start:]).strip()
     if rest:

@@ -10,34 +10,82 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import parse, rawstore, schema
+from pipeline.parse.common import local_dates
 from pipeline.paths import DataDir
 
 
 MAX_CAPTURE_BYTES = 50 * 1024 * 1024  # as for fetched pages: no papers page comes near it
 
 
-def capture_files(folder: Path) -> list[Path]:
-    """Every regular, non-hidden file below `folder`, in a stable order; symbolic links are not
-    followed (a link could lead anywhere on the machine)."""
+def _entries(folder: Path) -> list[tuple[Path, str | None]]:
+    """Every file-like entry below `folder` in a stable order, with why it is skipped (None: it is
+    imported). Symbolic links are not followed (a link could lead anywhere on the machine); hidden
+    files (editor swap files, `.DS_Store`) are not captures."""
     if not folder.is_dir():
         raise FileNotFoundError(f"captures folder {folder} does not exist or is not a folder")
-    return sorted(
-        p for p in folder.rglob("*")
-        if p.is_file() and not p.is_symlink() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
+    out = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            out.append((path, "symbolic link, not followed"))
+        elif any(part.startswith(".") for part in path.relative_to(folder).parts):
+            if path.is_file():
+                out.append((path, "hidden file"))
+        elif path.is_file():
+            out.append((path, None))
+    return out
+
+
+def capture_files(folder: Path) -> list[Path]:
+    """The files of `folder` that are imported."""
+    return [path for path, skipped in _entries(folder) if skipped is None]
+
+
+def skipped_files(folder: Path) -> dict[str, str]:
+    """The entries of `folder` that are not imported, by path relative to it, and why."""
+    return {path.relative_to(folder).as_posix(): why for path, why in _entries(folder) if why}
+
+
+SHOWN_DAYS_BEFORE = 7  # the site shows the latest day with papers: a weekend or holiday shows an earlier one
 
 
 def capture_time(fmt: str, data: bytes, path: Path, given: dt.datetime | None) -> tuple[dt.datetime, str]:
-    """When a saved page was captured: the time given with the import, else the page's own header,
-    else the file's modification time; with the rule that gave it."""
+    """When a saved page was captured, and the rule that says so (`captures.captured_at_basis`):
+
+    - `import`: the time given with the import;
+    - `file_mtime+page_day`: the file's modification time, confirmed by the day the page's header
+      shows: a day from a week before the file time's earliest local date to its latest one (local
+      time runs from UTC-12 to UTC+14; the site shows the latest day with papers); the year is the
+      file time's;
+    - `page_day+printed_years`: the header's day does not fit the file time (the file was copied
+      or touched later): that day, at 00:00 UTC, in the page's year, which is after every year
+      printed on its dates (the site prints years only for other years than the page's) and puts
+      the day no later than the file time; the earliest such year;
+    - `file_mtime`: the file's modification time, when the page shows no day, or one that neither
+      the file time nor the printed years place.
+    """
     if given is not None:
         return given.astimezone(dt.timezone.utc), "import"
     saved = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
-    from_page = parse.page_time(fmt, data)
-    # A page cannot be captured after its file was written: a later page time is a misreading (say,
-    # a date printed in the future pushed the inferred year up), and the file's time is used instead.
-    if from_page is not None and from_page <= saved:
-        return from_page, "page_header"
+    shown = parse.page_day(fmt, data)
+    if shown is None:
+        return saved, "file_mtime"
+    earliest, latest = local_dates(saved)
+    window = [latest - dt.timedelta(days=k) for k in range((latest - earliest).days + SHOWN_DAYS_BEFORE + 1)]
+    if any((d.month, d.day) == (shown.month, shown.day) and shown.year in (None, d.year) for d in window):
+        return saved, "file_mtime+page_day"
+    if shown.year is not None:
+        years = [shown.year]
+    elif shown.printed_years:
+        years = range(max(shown.printed_years) + 1, latest.year + 1)
+    else:
+        years = []
+    for year in years:
+        try:
+            day = dt.date(year, shown.month, shown.day)
+        except ValueError:  # Feb 29 of a year without one
+            continue
+        if day <= latest:
+            return dt.datetime(year, shown.month, shown.day, tzinfo=dt.timezone.utc), "page_day+printed_years"
     return saved, "file_mtime"
 
 
