@@ -26,7 +26,8 @@ aliases. A new paper's id is `p` + 16 hex digits of the sha256 of its earliest l
 Merge policy per column, over the sightings of one paper ordered by capture time (ties by listing id):
 
 - title, abstract, authors, author count, organization, arXiv id, links, keywords, AI summary,
-  GitHub stars: the latest sighting that has a value;
+  GitHub stars (every column a listing carries, but the two below): the latest sighting that has a
+  value;
 - daily_date: the earliest Daily Papers day any sighting names;
 - published_on: the most trustworthy basis (API date, then a date with an explicit year, then an
   inferred year), latest among equals;
@@ -56,9 +57,8 @@ TITLE_JACCARD = 0.3
 PREFIX_MIN_CHARS = 80  # a shorter abstract is too little to call another a truncation of it
 KEY_CHUNK = 50_000  # abstracts normalized at a time
 
-_LATEST = ("title", "abstract", "authors", "author_count", "organization", "organization_name",
-           "arxiv_id", "upvotes", "comments", "github_repo", "project_page", "ai_keywords", "ai_summary",
-           "github_stars")
+# Every column of a paper that its listings carry is the latest sighting's value, but these.
+_OWN_POLICY = ("published_on", "daily_date")
 _BASIS_RANK = {basis: rank for rank, basis in enumerate(reversed(schema.PUBLISHED_ON_BASES))}
 
 @dataclass
@@ -403,7 +403,8 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         paper_id=aligned["paper_id"], seq=aligned["seq"],
         basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1))
     papers = ordered.group_by("paper_id").agg(
-        *[pl.col(c).sort_by("seq").drop_nulls().last() for c in _LATEST],
+        *[pl.col(c).sort_by("seq").drop_nulls().last() for c in schema.PAPERS
+          if c in schema.LISTINGS and c not in _OWN_POLICY],
         pl.col("published_on").sort_by(["basis_rank", "seq"]).drop_nulls().last(),
         pl.col("daily_date").min(),
         pl.col("captured_at").min().alias("first_seen_at"),

@@ -75,7 +75,7 @@ def resolve_month_day(mon: str, day: str, year: str | None, captured_on: dt.date
 
 # New-style ids (`2401.00001`, since 2007) and old-style ones (`hep-th/9901001`, `math.AG/0309136`:
 # the subject class is shown but is not part of the id), each with an optional version.
-_ARXIV = re.compile(r"(?:arxiv:)?\s*(?:(?P<new>\d{4}\.\d{4,5})|(?P<archive>[a-z]+(?:-[a-z]+)?)(?:\.[a-z]{2})?/(?P<old>\d{7}))"
+_ARXIV = re.compile(r"(?:arxiv:)?\s*(?:(?P<new>\d{4}\.\d{4,5})|(?P<archive>[a-z]+(?:-[a-z]+)?)(?:\.[a-z]+(?:-[a-z]+)?)?/(?P<old>\d{7}))"
                     r"(?:v(?P<version>\d+))?", re.IGNORECASE)
 
 
