@@ -257,16 +257,54 @@ def _is_prefix(records: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarra
         .fill_null(False)).to_series().to_numpy()
 
 
+def row_fingerprint(frame: pl.DataFrame) -> pl.Series:
+    """A 64-bit hash of each whole row, the same in every Polars version (polars-hash's xxhash64 of
+    the row's values as text)."""
+    parts = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name).list.join("\x1e") if isinstance(dtype, pl.List) else pl.col(name)
+        parts.append(column.cast(pl.String).fill_null("\x00"))
+    return frame.select(pl.concat_str(parts, separator="\x1f").nchash.xxhash64()).to_series().alias("listing_hash")
+
+
+def _pairs_among(records: pl.DataFrame, idx: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) of the records `idx` sharing a non-null `key`."""
+    keyed = (records.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("i"), key)
+             .filter(pl.col("i").is_in(idx) & pl.col(key).is_not_null()))
+    pairs = keyed.join(keyed, on=key, suffix="_o").filter(pl.col("i") < pl.col("i_o"))
+    return pairs["i"].to_numpy(), pairs["i_o"].to_numpy()
+
+
+def _lsh_among(keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (i < j) of the records `idx` sharing an LSH band."""
+    found = []
+    for band in range(BANDS):
+        column = pl.DataFrame({"i": idx, "key": keys[idx, band]})
+        pairs = column.join(column, on="key", suffix="_o").filter(pl.col("i") < pl.col("i_o")).select("i", "i_o")
+        if pairs.height:
+            found.append(pairs)
+    if not found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pairs = pl.concat(found).unique().sort("i", "i_o")
+    return pairs["i"].to_numpy(), pairs["i_o"].to_numpy()
+
+
 def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
             previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None,
             previous: dict[str, pl.DataFrame] | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
 
     `state` and `merges`: the previous resolution's records and listings (their papers, keys and
-    signatures are reused); `previous_ids`: listing_id -> paper_id of the previous release, used
-    when there is no state; `previous`: the previous resolution's `papers` and `sightings`, whose
-    rows are kept for every paper no new listing reaches (only the touched papers are aggregated
-    again; they come after the kept rows)."""
+    signatures are reused); `previous_ids`: listing_id -> paper_id of an earlier resolution or
+    release, for naming only (a resolution without `state` groups every record from scratch);
+    `previous`: the previous resolution's `papers` and `sightings`, whose rows are kept for every
+    paper the new listings do not reach (only those are aggregated again; they come after the kept
+    rows).
+
+    The grouping does not depend on the order or batching of the listings: the new records and
+    every paper they could join or change (the papers holding a record that shares their arXiv id or
+    title key, or is a near-duplicate candidate of theirs) form a region that is grouped again from
+    scratch, pass by pass in a fixed order; the papers outside it stay as they were."""
     aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
     state = schema.empty(schema.RESOLVER_STATE) if state is None else schema.conform(state, schema.RESOLVER_STATE)
     merges = schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)
@@ -274,25 +312,17 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
                                                                      on="record_id")
     listings = listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
     # Matching works on a narrow frame; the wide listings are read once more, to make the papers.
-    row_hash = schema.conform(listings, schema.LISTINGS).hash_rows(seed=0)
+    row_hash = row_fingerprint(schema.conform(listings, schema.LISTINGS))
     keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract",
                                              listing_hash=row_hash), resolved_before)
     records = keyed.group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()).sort("record_id")
     keyed = keyed.select("listing_id", "captured_at", "record_id", "listing_hash")  # texts live on in `records` only
     known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
-    if previous_ids is not None and previous_ids.height:
-        from_release = (keyed.select("record_id", "listing_id")
-                        .join(schema.conform(previous_ids, {"listing_id": pl.String, "paper_id": pl.String}), on="listing_id")
-                        .group_by("record_id").agg(pl.col("paper_id").min().alias("release_paper")))
-        known = known.join(from_release, on="record_id", how="left").with_columns(
-            paper_id=pl.coalesce("paper_id", "release_paper")).drop("release_paper")
     # Old ids that became aliases resolve to their survivors.
     known = known.join(aliases, left_on="paper_id", right_on="alias_id", how="left").with_columns(
         paper_id=pl.coalesce("paper_id_right", "paper_id")).drop("paper_id_right")
-
     n = known.height
-    is_new = known["paper_id"].is_null().to_numpy()
-    new_idx = np.flatnonzero(is_new)
+    new_idx = np.flatnonzero(known["paper_id"].is_null().to_numpy())
 
     sig = np.zeros((n, NUM_PERM), dtype=np.uint32)
     have_sig = known["signature"].is_not_null().to_numpy()
@@ -300,16 +330,31 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
         sig[have_sig] = _matrix(known["signature"].filter(pl.Series(have_sig)))
     if (~have_sig).any():
         sig[~have_sig] = signatures(known.filter(pl.Series(~have_sig)))
+    keys = band_keys(sig)
+    has_abs = known["abstract_key"].is_not_null().to_numpy()
 
-    # Old records start in one group per old paper, rooted at its smallest index.
+    # The region grouped again: the new records and the papers they reach.
+    if state.is_empty():
+        region = np.arange(n, dtype=np.int64)
+    else:
+        partners = [_pairs_on(known, new_idx, "arxiv_id")[1], _pairs_on(known, new_idx, "title_key")[1]]
+        a, b = _lsh_pairs(keys, new_idx)
+        partners.append(b[jaccard(sig, a, b) >= min(NEAR_JACCARD, TITLE_JACCARD)])
+        reached = known["paper_id"].gather(np.concatenate(partners)).drop_nulls().unique().implode()
+        region = np.union1d(new_idx, np.flatnonzero(known["paper_id"].is_in(reached).to_numpy()))
+    in_region = np.zeros(n, dtype=bool)
+    in_region[region] = True
+
+    # Records outside the region start in one group per paper, rooted at its smallest index; those
+    # inside it start alone.
     groups = known.select("paper_id", "arxiv_id", i=pl.int_range(pl.len(), dtype=pl.Int64)).with_columns(
         first=pl.col("i").min().over("paper_id"), group_arxiv=pl.col("arxiv_id").drop_nulls().first().over("paper_id"))
-    new = pl.col("paper_id").is_null()
-    groups = groups.select(parent=pl.when(new).then("i").otherwise("first"),
-                           arxiv=pl.when(new).then("arxiv_id").otherwise("group_arxiv"))
+    alone = pl.Series(in_region) | pl.col("paper_id").is_null()
+    groups = groups.select(parent=pl.when(alone).then("i").otherwise("first"),
+                           arxiv=pl.when(alone).then("arxiv_id").otherwise("group_arxiv"))
     comps = _Components(groups["parent"].to_numpy(), groups["arxiv"].to_list())
-    rule: list[str | None] = known["rule"].to_list()
-    score: list[float | None] = known["score"].to_list()
+    rule: list[str | None] = [None if r else v for r, v in zip(in_region.tolist(), known["rule"].to_list())]
+    score: list[float | None] = [None if r else v for r, v in zip(in_region.tolist(), known["score"].to_list())]
 
     def attach(a: np.ndarray, b: np.ndarray, name: str, scores: np.ndarray) -> None:
         for i, j, s in zip(a.tolist(), b.tolist(), scores.tolist()):
@@ -318,43 +363,56 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
                     if rule[k] is None:
                         rule[k], score[k] = name, s
 
-    a, b = _pairs_on(known, new_idx, "arxiv_id")
+    a, b = _pairs_among(known, region, "arxiv_id")
     attach(a, b, "arxiv_id", np.ones(len(a), dtype=np.float32))
 
-    a, b = _pairs_on(known, new_idx, "title_key")
-    has_abs = known["abstract_key"].is_not_null().to_numpy()
-    both = has_abs[a] & has_abs[b]
-    a, b = a[both], b[both]
+    title_a, title_b = _pairs_among(known, region, "title_key")
+    both = has_abs[title_a] & has_abs[title_b]
+    a, b = title_a[both], title_b[both]
     sim = jaccard(sig, a, b)
     ok = (sim >= TITLE_JACCARD) | _is_prefix(known, a, b)
     attach(a[ok], b[ok], "title_key", sim[ok])
 
-    a, b = _lsh_pairs(band_keys(sig), new_idx)
+    a, b = _lsh_among(keys, region)
     sim = jaccard(sig, a, b)
     ok = sim >= NEAR_JACCARD
-    order = np.argsort(-sim[ok], kind="stable")
+    order = np.lexsort((b[ok], a[ok], -sim[ok]))  # the most similar first; ties by index: a fixed order
     attach(a[ok][order], b[ok][order], "near_duplicate", sim[ok][order])
 
-    # A record without an abstract joins the paper of its title only when exactly one paper has it.
-    a, b = _pairs_on(known, new_idx, "title_key")
-    lone = ~has_abs[a] & has_abs[b]
+    # A record without an abstract joins the paper of its title only when exactly one paper (with
+    # an abstract) has it; decided on the whole region, after every other rule.
+    lone = has_abs[title_a] != has_abs[title_b]
     if lone.any():
-        roots = pl.DataFrame({"a": a[lone], "root": [comps.find(j) for j in b[lone].tolist()]})
-        single = roots.group_by("a").agg(pl.col("root").n_unique().alias("n"), pl.col("root").first()).filter(pl.col("n") == 1)
-        for i, r in zip(single["a"].to_list(), single["root"].to_list()):
-            if comps.union(i, r) and rule[i] is None:
-                rule[i], score[i] = "title_only", 1.0
+        bare = np.where(has_abs[title_a], title_b, title_a)[lone]
+        other = np.where(has_abs[title_a], title_a, title_b)[lone]
+        roots = pl.DataFrame({"bare": bare, "other": other, "root": [comps.find(j) for j in other.tolist()]})
+        single = (roots.group_by("bare").agg(pl.col("root").n_unique().alias("n"), pl.col("other").min())
+                  .filter(pl.col("n") == 1).sort("bare"))
+        for i, j in zip(single["bare"].to_list(), single["other"].to_list()):
+            if comps.union(i, j):
+                for k in (i, j):
+                    if rule[k] is None:
+                        rule[k], score[k] = "title_only", 1.0
 
     assigned = known.select("record_id", "paper_id").with_columns(
         root=pl.Series(comps.roots()), rule=pl.Series(rule, dtype=pl.String), score=pl.Series(score, dtype=pl.Float32))
+    if previous_ids is not None and previous_ids.height:  # names only: the grouping is done
+        from_before = (keyed.select("record_id", "listing_id")
+                       .join(schema.conform(previous_ids, {"listing_id": pl.String, "paper_id": pl.String}), on="listing_id")
+                       .join(aliases, left_on="paper_id", right_on="alias_id", how="left")
+                       .select("record_id", pl.coalesce("paper_id_right", "paper_id").alias("before"))
+                       .group_by("record_id").agg(pl.col("before").min()))
+        assigned = assigned.join(from_before, on="record_id", how="left", maintain_order="left").with_columns(
+            paper_id=pl.coalesce("paper_id", "before")).drop("before")
     touched = None
     if previous is not None and previous_ids is None:
-        fresh = keyed.join(resolved_before, on="listing_id", how="anti")
         vanished = resolved_before.join(keyed, on="listing_id", how="anti").height
         altered = keyed.join(merges.select("listing_id", "listing_hash"), on="listing_id").filter(
             pl.col("listing_hash").ne_missing(pl.col("listing_hash_right"))).height  # no hash yet counts too
-        if not vanished and not altered:  # listings only added: the papers none of them reaches are as before
-            touched = assigned.join(fresh.select("record_id").unique(), on="record_id")["root"].unique()
+        if not vanished and not altered:  # listings only added: the other papers are as before
+            fresh = keyed.join(resolved_before, on="listing_id", how="anti").select("record_id").unique()
+            touched = pl.concat([pl.Series("root", comps.roots()[region]),
+                                 assigned.join(fresh, on="record_id")["root"]]).unique()
     return _finish(listings, keyed, known, assigned, sig, aliases,
                    None if touched is None else (previous, merges, touched))
 
@@ -373,7 +431,10 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         first_listing=pl.col("listing_id").sort_by(["captured_at", "listing_id"]).first())
     old = (listings.join(assigned.select("record_id", pl.col("paper_id").alias("old")), on="record_id")
            .filter(pl.col("old").is_not_null())
-           .group_by("root", "old").agg(pl.col("captured_at").min().alias("since"))
+           .group_by("root", "old").agg(pl.col("captured_at").min().alias("since"),
+                                        pl.col("listing_id").min().alias("first"))
+           # a paper split in two keeps its id in the part that holds its first sighting
+           .sort(["old", "since", "first"]).unique("old", keep="first")
            .sort(["root", "since", "old"]))
     survivors = old.group_by("root", maintain_order=True).agg(pl.col("old").first().alias("survivor"),
                                                               pl.col("old").alias("olds"))

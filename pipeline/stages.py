@@ -152,15 +152,23 @@ RESOLVED_TABLES = ("papers", "sightings", "merges", "aliases", "resolver_state")
 def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = False) -> Resolved:
     """Resolve the listings into papers (incrementally, from the previous resolution), check the
     papers suite on the result, and commit the resolution's tables together only if it passed.
-    A fresh data directory, or a full refresh, keeps the ids of the previous release."""
+    A full refresh groups every listing from scratch, keeping the ids of the previous resolution
+    (or, when its tables cannot be read, of the previous release), as a fresh data directory keeps
+    the previous release's."""
     with store.exclusive(data_dir, "resolve"):
         listings = store.read_table(data_dir, "listings")
         tables = {} if full_refresh else {name: store.read_table(data_dir, name) for name in RESOLVED_TABLES}
         state = tables.get("resolver_state")
         previous_ids, aliases, previous = None, tables.get("aliases"), None
+        if full_refresh:
+            try:
+                merges, aliases = store.read_table(data_dir, "merges"), store.read_table(data_dir, "aliases")
+                previous_ids = merges.select("listing_id", "paper_id") if merges.height else None
+            except store.StoreError:
+                aliases = None
         if state is None or state.is_empty():
             state = None
-            latest = publish.latest(target).tables
+            latest = publish.latest(target).tables if previous_ids is None else None
             if latest is not None:
                 previous_ids, aliases = latest["sightings"].select("listing_id", "paper_id"), latest["aliases"]
         else:  # the papers no new listing reaches keep their rows

@@ -151,3 +151,87 @@ def test_the_documented_thresholds_are_the_ones_used():
     assert f"at least {dedup.TITLE_JACCARD}" in doc and f"at least {dedup.NEAR_JACCARD}," in doc
     assert f"{dedup.NUM_PERM} permutations" in doc and f"first {dedup.SHINGLE_WORDS} words" in doc
     assert f"{dedup.BANDS} bands of {dedup.ROWS}" in doc
+
+
+def grouping(res) -> set[frozenset[str]]:
+    """The papers as sets of listing ids: what must not depend on order (ids may)."""
+    return {frozenset(g) for g in res.merges.group_by("paper_id").agg("listing_id")["listing_id"].to_list()}
+
+
+def resolve_in_batches(rows, batches):
+    res, seen = None, []
+    for batch in batches:
+        seen += batch
+        kw = {} if res is None else {"state": res.state, "merges": res.merges, "aliases": res.aliases,
+                                     "previous": {"papers": res.papers, "sightings": res.sightings}}
+        res = resolve(seen, **kw)
+    return res
+
+
+def test_title_only_does_not_depend_on_the_order():
+    a = listing(1, "Widgets Revisited", (2026, 1, 1), abstract=LONG)
+    bare = listing(2, "Widgets revisited", (2026, 1, 2))  # no abstract: which paper is it?
+    b = listing(3, "WIDGETS REVISITED", (2026, 1, 3), abstract=OTHER)  # another paper, same title
+    together = resolve([a, bare, b])
+    assert len(grouping(together)) == 3  # two papers have that title: the bare listing stays alone
+    assert grouping(resolve_in_batches([a, bare, b], [[a], [bare], [b]])) == grouping(together)
+    # and with one paper of that title, the bare listing joins it, whichever came first
+    assert grouping(resolve_in_batches([bare, a], [[bare], [a]])) == {frozenset({"c001:0", "c002:0"})}
+
+
+def test_every_merge_names_its_rule():
+    bare = listing(1, "Widgets Revisited", (2026, 1, 1))  # first seen without an abstract
+    a = listing(2, "Widgets revisited", (2026, 1, 2), abstract=LONG)
+    for res in (resolve([bare, a]), resolve_in_batches([bare, a], [[bare], [a]])):
+        assert res.merges["rule"].null_count() == 0
+        assert dict(res.merges.select("listing_id", "rule").iter_rows()) == {"c001:0": "first", "c002:0": "title_only"}
+
+
+def test_the_listing_fingerprint_is_xxhash64_of_the_row_text():
+    import xxhash
+
+    frame = pl.DataFrame({"a": ["x", None], "b": [["p", "q"], None], "c": [1, 2]})
+    expected = [xxhash.xxh64_intdigest("x\x1fp\x1eq\x1f1".encode()), xxhash.xxh64_intdigest("\x00\x1f\x00\x1f2".encode())]
+    assert dedup.row_fingerprint(frame).to_list() == expected
+
+
+def _variants():
+    """Listings of a few papers in the shapes that make resolution hard: one title for two papers,
+    bare listings, truncated abstracts, arXiv versions, retitled near-duplicates, a listing seen
+    again."""
+    words = LONG.split()
+    return [
+        listing(1, "Widgets Revisited", abstract=LONG, arxiv_id="2501.00001"),
+        listing(2, "Widgets revisited"),
+        listing(3, "WIDGETS REVISITED", abstract=OTHER),
+        listing(4, "Widgets Revisited", abstract=LONG[:150] + "..."),
+        listing(5, "Widgets Revisited, Again", abstract=LONG, arxiv_id="2501.00001"),
+        listing(6, "Memorisation at scale", abstract=OTHER, arxiv_id="2502.00002"),
+        listing(7, "Memorisation at Scale: A Study", abstract=OTHER),
+        listing(8, "Sparse widgets from dense data", abstract=" ".join(words[:45])),
+        listing(9, "Sparse Widgets From Dense Data", abstract=" ".join(words[:45] + ["Extended", "version."])),
+        listing(10, "Memorisation at scale"),
+        listing(11, "A lone paper", abstract="Nothing else is like it: " + " ".join(reversed(words))),
+        listing(12, "Widgets Revisited", abstract=LONG, arxiv_id="2501.00001"),  # listing 1 seen again
+    ]
+
+
+def test_random_orders_and_batchings_give_the_same_papers():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    rows = _variants()
+    expected = grouping(resolve(rows))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.permutations(rows), st.lists(st.integers(1, len(rows) - 1), max_size=4, unique=True))
+    def check(order, cuts):
+        cuts = sorted(cuts)
+        batches = [order[i:j] for i, j in zip([0, *cuts], [*cuts, len(order)])]
+        # each batch arrives later than the one before, as captures do
+        dated = [[{**row, "captured_at": dt.datetime(2026, 1, 1 + k, tzinfo=UTC) + dt.timedelta(minutes=m)}
+                  for m, row in enumerate(batch)] for k, batch in enumerate(batches)]
+        flat = [row for batch in dated for row in batch]
+        assert grouping(resolve_in_batches(flat, dated)) == grouping(resolve(flat)) == expected
+
+    check()

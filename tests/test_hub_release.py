@@ -85,12 +85,24 @@ def test_publish_versions_to_the_hub_and_load_each(hub, tmp_path):
     assert len(hub.uploaded[-1]) < len(repo.commits[new]) / 4
     assert {"README.md", "CHANGELOG.md", "manifest.json", "data/papers/train-2026-06.parquet"} <= set(hub.uploaded[-1])
 
-    # a scrape that returned nothing fails the blocking check: no commit
+    # an empty day (a weekend) is an ordinary day: the run succeeds and publishes nothing
     empty = tmp_path / "empty_day"
     empty.mkdir()
     (empty / "2026-06-09.json").write_text("[]")
-    failed = run(hub, PAPERS, "run", "--captures", str(empty), ok=False)
-    assert "blocking check" in failed.stderr and repo.branches["main"] == new
+    assert "nothing published" in run(hub, PAPERS, "run", "--captures", str(empty)).stderr
+    assert repo.branches["main"] == new and len(repo.commits) == commits + 1
+
+    # a fresh data directory pointed at the repository, given one page of the four, would remove
+    # most of the published papers: refused, and nothing reaches the Hub
+    one = tmp_path / "one_page"
+    one.mkdir()
+    shutil.copy(sorted(SAMPLES.glob("*.txt"))[0], one)
+    fresh = {**hub.env, "PAPERS_DATA_DIR": str(tmp_path / "fresh"), "DAGSTER_HOME": str(tmp_path / "fresh_dagster")}
+    refused = subprocess.run([PAPERS, "run", "--captures", str(one)], env=fresh, capture_output=True, text=True,
+                             timeout=300)
+    hub.outputs += [refused.stdout, refused.stderr]
+    assert refused.returncode == 1 and f"papers of {v2}: refused" in refused.stderr
+    assert repo.branches["main"] == new and len(repo.commits) == commits + 1
 
     loaded = json.loads(run(hub, sys.executable, "-c", LOAD, v1, v2).stdout.strip().splitlines()[-1])
     assert loaded == {v1: v1_ids, v2: v2_ids}

@@ -20,7 +20,8 @@ def materialize(data_dir, captures_dir=None, full_refresh=False):
     config = {"captures_dir": str(captures_dir)} if captures_dir else {}
     result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir)), "release_target": ReleaseTargetResource()},
                             run_config={"ops": {"captures": {"config": config},
-                                                "parse_captures": {"config": {"full_refresh": full_refresh}}}})
+                                                "parse_captures": {"config": {"full_refresh": full_refresh}},
+                                                "resolve_papers": {"config": {"full_refresh": full_refresh}}}})
     assert result.success
     return {e.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
@@ -120,8 +121,9 @@ def test_added_capture_makes_a_new_version_naming_what_changed(first_run, data_d
     changed = changes.filter(pl.col("change") == "changed")
     assert added["title"].to_list() == ["A Brand New Paper on Widgets"]
     assert changed["paper_id"].to_list() == [known["paper_id"]]
-    # seen now on a page dated before its first sighting (2026-05-07): first_seen_at moves back
-    assert set(changed["columns"][0]) == {"upvotes", "first_seen_at", "n_sightings"}
+    # seen now on a daily page dated before its first sighting (2026-05-07): first_seen_at and its
+    # first Daily Papers day move back
+    assert set(changed["columns"][0]) == {"upvotes", "first_seen_at", "n_sightings", "daily_date"}
     assert changes.filter(pl.col("change") == "removed").height == 0
     changelog = (repo / "CHANGELOG.md").read_text()
     section = changelog.split(f"## {v1} (")[0]
