@@ -24,27 +24,16 @@ def size_category(n: int) -> str:
     return "10M<n<100M"
 
 
-def _yaml_header(n_papers: int) -> str:
-    lines = [
-        "---",
-        f"pretty_name: {PRETTY_NAME}",
-        "license: other",
-        "language:",
-        "- en",
-        "size_categories:",
-        f"- {size_category(n_papers)}",
-        "tags:",
-        "- papers",
-        "- arxiv",
-        "configs:",
-    ]
-    for i, (name, folder) in enumerate(CONFIGS.items()):
-        lines.append(f"- config_name: {name}")
-        if i == 0:
-            lines.append("  default: true")
-        lines += ["  data_files:", "  - split: train", f"    path: {folder}/*.parquet"]
-    lines.append("---")
-    return "\n".join(lines)
+def card_data(n_papers: int, configs: list[str]):
+    """The card's metadata (YAML header), built and checked by `huggingface_hub`: every config this
+    version has files for, `papers` the default."""
+    from huggingface_hub import DatasetCardData
+
+    return DatasetCardData(
+        pretty_name=PRETTY_NAME, license="other", language=["en"], size_categories=[size_category(n_papers)],
+        tags=["papers", "arxiv"],
+        configs=[{"config_name": name, **({"default": True} if name == "papers" else {}),
+                  "data_files": [{"split": "train", "path": f"{CONFIGS[name]}/*.parquet"}]} for name in configs])
 
 
 def _column_table(table: dict) -> str:
@@ -58,8 +47,19 @@ def chart(papers: pl.DataFrame) -> bytes:
     return charts.papers_per(papers, "%Y-%m", "Papers per publication month")
 
 
-def render(version: str, papers: pl.DataFrame, sightings: pl.DataFrame, n_captures: int,
+WHAT = {
+    "papers": "one row per paper",
+    "sightings": "every time a paper was seen on a page, with its upvotes then",
+    "changes": "what this version added, changed and removed since the previous one",
+    "aliases": "ids that turned out to name the same paper as another id, and the id that survives",
+}
+
+
+def render(version: str, papers: pl.DataFrame, sightings: pl.DataFrame, n_captures: int, configs: list[str],
            repo_id: str | None = None, chart_path: str | None = None) -> str:
+    """The dataset card: `huggingface_hub`'s DatasetCard of `card_data` and the text below."""
+    from huggingface_hub import DatasetCard
+
     load_from = repo_id or "<path to this folder>"
     hub_path = f"hf://datasets/{repo_id or '<user>/<repo>'}@{version}"
     picture = f"\n![Papers per publication month]({chart_path})\n" if chart_path else ""
@@ -67,8 +67,11 @@ def render(version: str, papers: pl.DataFrame, sightings: pl.DataFrame, n_captur
     doc = dedup.__doc__
     resolution = doc.split("Merge policy per column", 1)[0].strip()
     policy = "Merge policy per column" + doc.split("Merge policy per column", 1)[1].rstrip()
-    return f"""{_yaml_header(papers.height)}
-
+    rows = "\n".join(f"| `{name}`{' (default)' if name == 'papers' else ''} | {WHAT[name]} |" for name in configs)
+    empty = [name for name in CONFIGS if name not in configs]
+    absent = (f"\n\n{', '.join(f'`{n}`' for n in empty)}: empty in this version, so left out until it has rows."
+              if empty else "")
+    body = f"""
 # {PRETTY_NAME}
 
 Research papers listed on Hugging Face's papers pages (daily papers, search, saved pages), parsed,
@@ -81,10 +84,7 @@ pages; {with_arxiv} papers have an arXiv id.
 
 | config | what |
 |---|---|
-| `papers` (default) | one row per paper |
-| `sightings` | every time a paper was seen on a page, with its upvotes then |
-| `changes` | what this version added, changed and removed since the previous one |
-| `aliases` | ids that turned out to name the same paper as another id, and the id that survives |
+{rows}{absent}
 
 ## Load it
 
@@ -112,8 +112,8 @@ papers = pl.read_parquet("{hub_path}/data/papers/*.parquet")
 ```
 
 Every version is a git tag `vYYYY.MM.DD` (`.1`, `.2`, ... for more releases on one day); `main`
-is the latest. Papers are sharded by publication month and sightings by capture month, so the files
-of past months change only when their papers do.
+is the latest. Each table is a few Parquet files sorted by date, their pages cut at content-defined
+boundaries, so a new version shares most of its bytes with the previous one.
 
 ## Columns of `papers`
 
@@ -140,6 +140,7 @@ released under Apache-2.0.
 `manifest.json` lists every file with its size and sha256, the row counts and the captures this
 version was built from; `CHANGELOG.md` says what each version changed.
 """
+    return str(DatasetCard(f"---\n{card_data(papers.height, configs).to_yaml()}\n---\n{body}"))
 
 
 def changelog_section(version: str, created_at: str, changes: pl.DataFrame, note: str | None = None) -> str:

@@ -4,14 +4,17 @@
     papers_per_month.png      the card's chart
     CHANGELOG.md              one section per version, newest first
     manifest.json             version, created_at, code version, row counts, files, captures
-    data/papers/train-YYYY-MM.parquet     config "papers" (default), one shard per publication month
-    data/sightings/train-YYYY-MM.parquet  config "sightings", one shard per capture month
-    data/changes/train-00000-of-00001.parquet, data/aliases/train-00000-of-00001.parquet
+    data/papers/train-00000-of-0000N.parquet     config "papers" (default)
+    data/sightings/train-00000-of-0000N.parquet  config "sightings"
+    data/changes/…, data/aliases/…               configs "changes" and "aliases" (left out while empty)
 
-Monthly shards keep a day of new data to a few rewritten files (a release uploads only files whose
-bytes changed); rows are sorted by publication date (sightings by capture time); zstd; row groups of
-about 100 MB uncompressed, as the Hub's dataset viewer prefers. A release is prepared only when the
-data differ from the previous version's.
+Few files, each up to a few hundred MB, as the Hub advises: a table is one shard per
+SHARD_BYTES of data. Rows are sorted by publication date (sightings by capture time), so a day's
+news lands at the end of a file and range reads can prune by the statistics; zstd; row groups of
+about 100 MB uncompressed, as the Hub's dataset viewer prefers. The Parquet pages are cut at
+content-defined boundaries (pyarrow's `use_content_defined_chunking`), so a new version's file
+shares most of its bytes with the previous one and the Hub's Xet storage uploads only the chunks
+that changed. A release is prepared only when the data differ from the previous version's.
 """
 
 from __future__ import annotations
@@ -36,11 +39,10 @@ class ReleaseRefused(RuntimeError):
 
 
 VERSION_RE = re.compile(r"^v(\d{4})\.(\d{2})\.(\d{2})(?:\.(\d+))?$")
-SINGLE_SHARD = "train-00000-of-00001.parquet"
 ORDER = {"papers": ["published_on", "paper_id"], "sightings": ["captured_at", "listing_id"],
          "aliases": ["alias_id"], "changes": ["change", "paper_id"]}
-MONTH_OF = {"papers": "published_on", "sightings": "captured_at"}  # tables sharded by month
 ROW_GROUP_ROWS = 50_000  # ~100 MB uncompressed at ~2 KB a paper
+SHARD_BYTES = 512 * 1024 * 1024  # of in-memory data a shard holds: a few hundred MB of Parquet
 CHART = "papers_per_month.png"
 
 
@@ -112,9 +114,14 @@ def diff(old: pl.DataFrame | None, new: pl.DataFrame, aliases: pl.DataFrame | No
 
 
 def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    import pyarrow.parquet as pq
+
+    table = frame.to_arrow()
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           schema.VERSION_KEY.encode(): str(schema.SCHEMA_VERSION).encode()})
     buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS,
-                        metadata={schema.VERSION_KEY: str(schema.SCHEMA_VERSION)})
+    pq.write_table(table, buffer, compression="zstd", write_statistics=True, row_group_size=ROW_GROUP_ROWS,
+                   use_content_defined_chunking=True)
     return buffer.getvalue()
 
 
@@ -128,14 +135,14 @@ def canonical(name: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def shards(name: str, frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Path in the release -> rows (of a canonical table): one file per month for the big tables,
-    one file otherwise."""
-    folder = card.CONFIGS[name]
-    if name not in MONTH_OF or frame.is_empty():
-        return {f"{folder}/{SINGLE_SHARD}": frame}
-    month = pl.col(MONTH_OF[name]).dt.strftime("%Y-%m").fill_null("undated").alias("_month")
-    parts = frame.with_columns(month).partition_by("_month", as_dict=True, maintain_order=True)
-    return {f"{folder}/train-{key}.parquet": part.drop("_month") for (key,), part in parts.items()}
+    """Path in the release -> rows (of a canonical table), `train-{i:05d}-of-{n:05d}.parquet` as the
+    Hub names shards; none for an empty table (a file of no rows is not loadable: its config is
+    left out of the card while it is empty)."""
+    if frame.is_empty():
+        return {}
+    n = max(1, -(-frame.estimated_size() // SHARD_BYTES))
+    size = -(-frame.height // n)
+    return {f"{card.CONFIGS[name]}/train-{i:05d}-of-{n:05d}.parquet": frame.slice(i * size, size) for i in range(n)}
 
 
 def read_tables(manifest: dict, read) -> dict[str, pl.DataFrame]:
@@ -180,7 +187,8 @@ def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
     created_at = now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
     files = {path: parquet_bytes(part) for name in (*PUBLISHED, "changes")
              for path, part in shards(name, changes if name == "changes" else tables[name]).items()}
-    files["README.md"] = card.render(version, papers, sightings, captures.height, repo_id, CHART).encode()
+    configs = [name for name in card.CONFIGS if any(path.startswith(card.CONFIGS[name] + "/") for path in files)]
+    files["README.md"] = card.render(version, papers, sightings, captures.height, configs, repo_id, CHART).encode()
     files[CHART] = card.chart(papers)
     header = "# Changelog\n\n"
     section = card.changelog_section(version, created_at, changes, note)

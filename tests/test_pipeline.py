@@ -116,7 +116,7 @@ def test_added_capture_makes_a_new_version_naming_what_changed(first_run, data_d
     assert release.version_key(v2) > release.version_key(v1)
 
     repo = data_dir / "releases"
-    changes = pl.read_parquet(repo / "data" / "changes" / release.SINGLE_SHARD)
+    changes = pl.read_parquet(repo / "data" / "changes" / "train-00000-of-00001.parquet")
     added = changes.filter(pl.col("change") == "added")
     changed = changes.filter(pl.col("change") == "changed")
     assert added["title"].to_list() == ["A Brand New Paper on Widgets"]
@@ -152,10 +152,22 @@ def test_load_dataset_reads_each_version(first_run, data_dir, captures_copy, tmp
     second = materialize(data_dir, captures_copy)
     repo = data_dir / "releases"
     v1, v2 = first_run["release"]["version"].value, second["release"]["version"].value
-    old = datasets.load_dataset(str(_export(repo, v1, tmp_path / "v1")), split="train")
-    new = datasets.load_dataset(str(_export(repo, v2, tmp_path / "v2")), split="train")
+    old = datasets.load_dataset(str(_export(repo, v1, tmp_path / v1)), split="train")
+    new = datasets.load_dataset(str(_export(repo, v2, tmp_path / v2)), split="train")
     assert (old.num_rows, new.num_rows) == (165, 166)
     assert "Another New Paper" in new["title"] and "Another New Paper" not in old["title"]
     assert set(old.column_names) == set(pl.read_parquet(data_dir / "tables" / "papers.parquet").columns)
     sightings = datasets.load_dataset(str(repo), "sightings", split="train")
     assert sightings.num_rows == 179
+    # every config each version's card declares loads, with the rows its manifest counts
+    from huggingface_hub import DatasetCard
+
+    for version in (v1, v2):
+        folder = tmp_path / version
+        declared = [c["config_name"] for c in DatasetCard.load(folder / "README.md").data.configs]
+        counts = json.loads((folder / "manifest.json").read_text())["row_counts"]
+        assert declared == ["papers", "sightings", "changes"]  # no aliases yet: left out, not an empty file
+        for config in declared:
+            assert datasets.load_dataset(str(folder), config, split="train").num_rows == counts[config], config
+    data_files = [p for p in (tmp_path / v2 / "data").rglob("*.parquet")]
+    assert len(data_files) <= 10

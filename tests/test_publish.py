@@ -14,16 +14,22 @@ TOKEN = "hf_test_Secret_4f9c2a"
 NOW = dt.datetime(2026, 11, 22, 12, tzinfo=dt.timezone.utc)
 
 
-def tables(*papers):
+SIGHTINGS = schema.conform([{"paper_id": "p1", "listing_id": "c1:0", "capture_id": "c1",
+                             "captured_at": NOW, "source": "text_capture", "position": 0, "upvotes": 1}],
+                           schema.SIGHTINGS)
+
+
+def tables(*papers, aliases=()):
     rows = [{"paper_id": pid, "title": title, "upvotes": up, "published_on": month, "n_sightings": 1}
             for pid, title, up, month in papers]
-    return {"papers": schema.conform(rows, schema.PAPERS), "sightings": schema.empty(schema.SIGHTINGS),
-            "aliases": schema.empty(schema.ALIASES)}
+    return {"papers": schema.conform(rows, schema.PAPERS), "sightings": SIGHTINGS,
+            "aliases": schema.conform([{"alias_id": a, "paper_id": p} for a, p in aliases], schema.ALIASES)}
 
 
 V1 = tables(("p1", "One", 1, dt.date(2026, 1, 5)), ("p2", "Two", 2, dt.date(2026, 2, 5)),
-            ("p3", "Three", 3, dt.date(2026, 3, 5)))
+            ("p3", "Three", 3, dt.date(2026, 3, 5)), aliases=[("p0", "p1")])
 V2 = tables(("p1", "One", 1, dt.date(2026, 1, 5)), ("p2", "Two", 9, dt.date(2026, 2, 5)))  # p2 changed, p3 gone
+SHARD = "train-00000-of-00001.parquet"  # one file a table, for so few rows
 
 
 @pytest.fixture(params=["local", "hub"])
@@ -50,16 +56,16 @@ def release_once(target, data, now=NOW):
 def test_versions_read_back_exactly_and_only_changed_files_are_sent(target):
     first = release_once(target, V1)
     assert first.version == "v2026.11.22" and target.tags() == {first.version: first.commit}
-    assert {"data/papers/train-2026-01.parquet", "data/papers/train-2026-03.parquet", "README.md",
+    assert {f"data/papers/{SHARD}", f"data/sightings/{SHARD}", f"data/aliases/{SHARD}", "README.md",
             release.CHART} <= set(first.uploaded) and first.deleted == []
     assert release_once(target, V1) is None  # nothing changed: nothing published
 
     second = release_once(target, V2)
     assert second.version == "v2026.11.22.1"
-    # January's shard is byte-identical; February's changed; March's is gone
-    assert "data/papers/train-2026-01.parquet" not in second.uploaded
-    assert "data/papers/train-2026-02.parquet" in second.uploaded
-    assert second.deleted == ["data/papers/train-2026-03.parquet"]
+    # the sightings are byte-identical: not sent; the papers changed; no aliases left: file and config go
+    assert f"data/sightings/{SHARD}" not in second.uploaded
+    assert f"data/papers/{SHARD}" in second.uploaded
+    assert second.deleted == [f"data/aliases/{SHARD}"]
     if isinstance(target, publish.HubTarget):
         assert target.server.uploaded[-1] == second.uploaded  # what the server received
 
@@ -67,11 +73,13 @@ def test_versions_read_back_exactly_and_only_changed_files_are_sent(target):
         manifest = json.loads(target.read("manifest.json", version))
         read = release.read_tables(manifest, lambda path, v=version: target.read(path, v))
         assert read["papers"].equals(release.canonical("papers", expected["papers"]))
-    changes = pl.read_parquet(target.read("data/changes/" + release.SINGLE_SHARD, second.version))
+    changes = pl.read_parquet(target.read(f"data/changes/{SHARD}", second.version))
     assert sorted(zip(changes["paper_id"], changes["change"])) == [("p2", "changed"), ("p3", "removed")]
     assert "## v2026.11.22.1" in target.read("CHANGELOG.md", "main").decode().split("## v2026.11.22 (")[0]
     card = target.read("README.md", second.version).decode()
     assert "- config_name: papers\n  default: true" in card and "- config_name: changes" in card
+    assert "- config_name: aliases" in target.read("README.md", first.version).decode()
+    assert "- config_name: aliases" not in card
     assert f"![Papers per publication month]({release.CHART})" in card
     assert target.read(release.CHART, second.version).startswith(b"\x89PNG")
     if isinstance(target, publish.HubTarget):
@@ -90,7 +98,7 @@ def test_a_publisher_whose_parent_moved_fails_and_leaves_the_repo_as_it_was(targ
         publish.publish(target, late, stale)
     assert TOKEN not in str(error.value)
     assert target.head() == head_before == winner.commit and target.tags() == tags_before
-    assert target.read("data/papers/train-2026-04.parquet", "main") is None
+    assert "p9" not in pl.read_parquet(target.read(f"data/papers/{SHARD}", "main"))["paper_id"].to_list()
 
 
 def test_a_version_committed_but_not_tagged_is_tagged_by_the_next_run(target):

@@ -226,7 +226,7 @@ def test_a_dry_run_writes_nothing_anywhere(released, tmp_path):
     done = cli(["publish", "--dry-run"], data_dir, DAGSTER_HOME=str(tmp_path / "unused"))
     assert done.returncode == 0, done.stderr
     uploads = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("  upload ")}
-    assert uploads == {"data/papers/train-2026-06.parquet", "data/sightings/train-2026-06.parquet",
+    assert uploads == {"data/papers/train-00000-of-00001.parquet", "data/sightings/train-00000-of-00001.parquet",
                        "data/changes/train-00000-of-00001.parquet", "README.md", "CHANGELOG.md", "manifest.json",
                        "papers_per_month.png"}
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in data_dir.rglob("*") if p.is_file()} == files
