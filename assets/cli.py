@@ -11,16 +11,20 @@
 """
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
-from pipeline.paths import ENV_VAR, DataDir
+from pipeline.paths import ENV_VAR, SAMPLE_CAPTURES, DataDir
 
 WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
 
@@ -90,11 +94,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     data_dir = DataDir.resolve()
     home = _dagster_home(data_dir)
-    config = {}
-    if args.captures:
-        config["captures_dir"] = str(Path(args.captures).resolve())
+    config = {"captures_dir": str(args.captures or SAMPLE_CAPTURES)}
     if args.captured_at:
-        config["captured_at"] = args.captured_at
+        config["captured_at"] = args.captured_at.isoformat()
     refresh = {"config": {"full_refresh": args.full_refresh}}
     run_config = {
         "ops": {"captures": {"config": config}, "parse_captures": refresh, "resolve_papers": refresh,
@@ -127,6 +129,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         md = mat.metadata
         rows = md.get("dagster/row_count")
         facts = [f"{rows.value} rows" if rows else None]
+        if "views" in md:
+            facts.append(f"{len(md['views'].value)} views")
         if "version" in md:
             facts.append(f"version {md['version'].value}" + ("" if md["published"].value else " (unchanged)"))
         print(f"  {mat.asset_key.to_user_string():<10} " + ", ".join(f for f in facts if f))
@@ -140,8 +144,7 @@ def cmd_scrape(args: argparse.Namespace) -> int:
     data_dir = DataDir.resolve()
     days = []
     if args.date_from:
-        start = dt.date.fromisoformat(args.date_from)
-        end = dt.date.fromisoformat(args.date_to) if args.date_to else start
+        start, end = args.date_from, args.date_to or args.date_from
         days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     failed = 0
     logging = {"loggers": {"terminal": {}}}
@@ -190,7 +193,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     try:
         done = stages.release_tables(data_dir, target, dt.datetime.now(dt.timezone.utc), args.allow_removals,
                                      dry_run=True)
-    except (store.StoreError, release.ReleaseRefused) as err:
+    except (store.StoreError, release.ReleaseRefused, publish.PublishError, publish.PublishConflict) as err:
         print(f"papers publish: {err}", file=sys.stderr)
         return 1
     current, prepared = done.current, done.prepared
@@ -259,6 +262,10 @@ def cmd_query(args: argparse.Namespace) -> int:
     from pipeline import store
 
     data_dir = DataDir.resolve()
+    if not duckdb.extract_statements(args.sql):
+        print("papers query: the query is empty: give one SQL query, e.g. \"SELECT count(*) FROM papers\"",
+              file=sys.stderr)
+        return 2
     if not data_dir.catalog.exists():
         print(f"papers query: no catalog at {data_dir.catalog}; run `papers run` first", file=sys.stderr)
         return 2
@@ -278,16 +285,120 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _dagster_home(DataDir.resolve())
     print(f"Dagster instance: {home}", file=sys.stderr)
-    return subprocess.call([sys.executable, "-m", "dagster", "dev", "-w", str(WORKSPACE), "-p", str(args.port)])
+    # dagster dev starts a webserver, a daemon and code servers: its own process group, so that
+    # Ctrl-C or SIGTERM here stops every one of them
+    ui = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", str(WORKSPACE), "-p", str(args.port)],
+                          start_new_session=True)
+    stopping = []
+
+    def stop(signum, _frame):
+        stopping.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ui.pid, signal.SIGTERM)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    code = ui.wait()
+    if stopping:
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:  # the webserver, daemon and code servers end after it
+                os.killpg(ui.pid, 0)
+                time.sleep(0.2)
+            os.killpg(ui.pid, signal.SIGKILL)  # whatever did not stop in time
+        except ProcessLookupError:
+            pass
+        print("papers ui: stopped", file=sys.stderr)
+        return 128 + stopping[0]
+    return code
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _time(value: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO-8601 time (e.g. 2026-05-07T09:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _folder(value: str) -> Path:
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value} does not exist or is not a folder")
+    return path
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive whole number")
+    return int(value)
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What argparse cannot check alone, checked before anything starts."""
+    if args.command == "scrape":
+        from pipeline.sources.hub import FIRST_DAY
+
+        first = dt.date.fromisoformat(os.environ.get("PAPERS_DAILY_START") or FIRST_DAY.isoformat())
+        last = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+        if args.date_to and not args.date_from:
+            parser.error("--to needs --from")
+        if not (args.date_from or args.search or args.page):
+            parser.error("say what to fetch: --from DATE [--to DATE], --search QUERY... or --page URL...")
+        if args.date_from and args.date_to and args.date_to < args.date_from:
+            parser.error(f"--to {args.date_to} is before --from {args.date_from}: give the earlier day first")
+        for day in filter(None, (args.date_from, args.date_to)):
+            if not first <= day <= last:
+                parser.error(f"{day} is outside the days of Daily Papers that can be fetched ({first} to {last})")
+    if args.command in ("run", "scrape", "ui") or (args.command == "publish" and not args.dry_run):
+        root = DataDir.resolve().root
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=root):
+                pass
+        except OSError as err:
+            parser.exit(2, f"papers: cannot write to the data directory {root} ({err.strerror}): make it "
+                           f"writable, or set {ENV_VAR} to a folder that is\n")
+
+
+def _one_line(err: BaseException) -> str:
+    """What went wrong, and what to do, for an error no command caught."""
+    import errno
+
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return f"no space left on the device ({err.filename or 'the data directory'}): free some space and run again"
+    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{err.strerror}: {err.filename}: make it writable, or set {ENV_VAR} to a folder that is"
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if "database or disk is full" in str(err) or "No space left" in str(err):
+        return "no space left on the device: free some space and run again"
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, not the usage too: the message and where to read more."""
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="papers", description=__doc__.split("\n\n")[0],
+    parser = Parser(prog="papers", description=__doc__.split("\n\n")[0],
                                      epilog=f"Everything is written under ./data unless {ENV_VAR} names another directory.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the pipeline from the captures on (no network), through Dagster")
-    run.add_argument("--captures", metavar="DIR", help="import this folder's captures instead of the bundled samples")
-    run.add_argument("--captured-at", metavar="TIME", help="ISO-8601 capture time for every file imported")
+    run.add_argument("--captures", metavar="DIR", type=_folder,
+                     help="import this folder's captures (default: the bundled samples); captures imported "
+                          "before, and fetched pages, stay")
+    run.add_argument("--captured-at", metavar="TIME", type=_time,
+                     help="ISO-8601 capture time for every file imported (e.g. 2026-05-07T09:00:00Z)")
     run.add_argument("--full-refresh", action="store_true",
                      help="parse every capture and resolve every listing again (after a parser or suite change, "
                           "or to rebuild lost tables from the raw store)")
@@ -295,30 +406,45 @@ def main(argv: list[str] | None = None) -> int:
                      help="let the release remove more than 1%% of the papers the previous version had")
     run.set_defaults(func=cmd_run)
     scrape = sub.add_parser("scrape", help="fetch the Hub's daily papers, search results or pages")
-    scrape.add_argument("--from", dest="date_from", metavar="DATE", help="first day (YYYY-MM-DD) of daily papers")
-    scrape.add_argument("--to", dest="date_to", metavar="DATE", help="last day (default: the first)")
+    scrape.add_argument("--from", dest="date_from", metavar="DATE", type=_date,
+                        help="first day (YYYY-MM-DD) of daily papers")
+    scrape.add_argument("--to", dest="date_to", metavar="DATE", type=_date, help="last day (default: the first)")
     scrape.add_argument("--refresh", action="store_true", help="fetch pages captured before again")
-    scrape.add_argument("--search", nargs="+", metavar="QUERY")
+    scrape.add_argument("--search", nargs="+", metavar="QUERY", help="paper searches to run (the search API)")
     scrape.add_argument("--page", nargs="+", metavar="URL", help="papers-page URLs (HTML)")
     scrape.set_defaults(func=cmd_scrape)
     parse_cmd = sub.add_parser("parse", help="print the listings and rejects of capture files, writing nothing")
-    parse_cmd.add_argument("files", nargs="+", metavar="FILE")
+    parse_cmd.add_argument("files", nargs="+", metavar="FILE", help="saved pages: text, JSON or HTML")
     parse_cmd.set_defaults(func=cmd_parse)
-    pub = sub.add_parser("publish", help="publish the current tables as a new version, if they changed")
+    pub = sub.add_parser("publish", help="publish the audited tables as a new version, if they changed")
     pub.add_argument("--dry-run", action="store_true",
                      help="print the files it would upload and the changelog, writing nothing anywhere")
     pub.add_argument("--allow-removals", action="store_true",
                      help="publish even if the version removes more than 1%% of the papers the previous one had")
     pub.set_defaults(func=cmd_publish)
     query = sub.add_parser("query", help="run read-only SQL against the DuckDB catalog")
-    query.add_argument("sql")
-    query.add_argument("--max-rows", type=int, default=40)
+    query.add_argument("sql", help='one query, e.g. "SELECT title, upvotes FROM papers ORDER BY upvotes DESC"')
+    query.add_argument("--max-rows", type=_positive, default=40, help="rows to show at most (default 40)")
     query.set_defaults(func=cmd_query)
     ui = sub.add_parser("ui", help="start the Dagster UI on the same instance as `papers run`")
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--port", type=_positive, default=3000, help="the port it listens on (default 3000)")
     ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)
-    return args.func(args)
+    _check(parser, args)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # `papers parse … | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print(f"papers {args.command}: interrupted; the next run recovers the data directory", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(f"papers {args.command}: {_one_line(err)} (--debug shows the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -8,13 +8,13 @@ import dagster as dg
 
 from assets import metadata, sources
 from assets.resources import DataDirResource, ReleaseTargetResource
-from pipeline import charts, release, stages, store, validate
-from pipeline.paths import SAMPLE_CAPTURES
+from pipeline import charts, publish, release, schema, stages, store, validate
 
 
 class CapturesConfig(dg.Config):
     captures_dir: str | None = None
-    """Folder of saved captures to import (default: the bundled samples)."""
+    """Folder of saved captures to import (none by default: only the fetched pages are gathered;
+    `papers run` gives the bundled samples, the inbox sensor the inbox)."""
     captured_at: str | None = None
     """ISO-8601 time of capture for every file of this import, when known better than the page says."""
 
@@ -44,8 +44,13 @@ def user_errors():
     release) fails the step with its one-line message, not a traceback; Dagster does not retry it."""
     try:
         yield
-    except (store.StoreError, store.Busy, release.ReleaseRefused) as err:
+    except (store.StoreError, store.Busy, release.ReleaseRefused, publish.PublishError, publish.PublishConflict,
+            schema.SchemaError) as err:
         raise dg.Failure(description=str(err), allow_retries=False) from None
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
@@ -59,10 +64,11 @@ def _parse_time(value: str | None) -> dt.datetime | None:
           deps=[sources.daily_papers, sources.searched_papers], automation_condition=AUTO)
 def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir: DataDirResource) -> dg.MaterializeResult:
     """Pages captured so far: every imported or fetched page, its bytes kept under their sha256."""
-    folder = Path(config.captures_dir).expanduser() if config.captures_dir else SAMPLE_CAPTURES
+    folder = Path(config.captures_dir).expanduser() if config.captures_dir else None
     with user_errors():
         done = stages.capture(datadir.get(), folder, _parse_time(config.captured_at))
-    context.log.info(f"{done.new} new captures from {folder} and the fetched pages ({done.table.height} in all)")
+    context.log.info(f"{plural(done.new, 'new capture')} from {folder or 'no folder'} and the fetched pages "
+                     f"({done.table.height} in all)")
     if done.skipped:
         context.log.warning(f"{len(done.skipped)} files of {folder} skipped: "
                             + "; ".join(f"{path} ({why})" for path, why in list(done.skipped.items())[:10])
@@ -70,7 +76,7 @@ def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir:
     return dg.MaterializeResult(metadata={
         **metadata.table(done.table, done.path, ["capture_id", "source", "format", "origin", "captured_at"]),
         "new_captures": done.new,
-        "folder": str(folder),
+        "folder": str(folder or ""),
         "skipped_files": dg.MetadataValue.json(done.skipped),
     })
 
@@ -117,8 +123,9 @@ def parse_captures(context: dg.AssetExecutionContext, config: ParseConfig, datad
         done = stages.parse_new(data_dir, config.full_refresh)
     state = "committed" if done.committed else ("NOT committed: a blocking expectation failed"
                                                 if done.report.blocking_failures else "nothing new")
-    context.log.info(f"parsed {done.parsed} new captures ({done.captures} in all): {done.new_listings} new listings, "
-                     f"{done.new_rejects} new rejects ({done.quarantined} quarantined by the listings suite); {state}")
+    context.log.info(f"parsed {plural(done.parsed, 'new capture')} ({done.captures} in all): "
+                     f"{plural(done.new_listings, 'new listing')}, {plural(done.new_rejects, 'new reject')} "
+                     f"({done.quarantined} quarantined by the listings suite); {state}")
     listings, rejects = done.listings, done.rejects
     yield dg.MaterializeResult(asset_key="listings", metadata={
         **metadata.table(listings, data_dir.table("listings"), ["title", "published_on", "upvotes", "source"]),

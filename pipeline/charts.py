@@ -23,12 +23,13 @@ def bars(labels: list[str], values: list[int], title: str, ylabel: str) -> bytes
     return buffer.getvalue()
 
 
-def papers_per(papers: pl.DataFrame, fmt: str, title: str, last: int | None = None) -> bytes:
-    """Papers per publication period (`fmt`: "%Y-%m" for months, "%Y-%m-%d" for days)."""
-    counts = (papers.filter(pl.col("published_on").is_not_null())
-              .group_by(period=pl.col("published_on").dt.strftime(fmt)).len().sort("period"))
-    if last:
-        counts = counts.tail(last)
+def papers_per(papers: pl.DataFrame, fmt: str, title: str, days: int | None = None) -> bytes:
+    """Papers per publication period (`fmt`: "%Y-%m" for months, "%Y-%m-%d" for days); with `days`,
+    only the papers of the last `days` calendar days up to the latest publication date."""
+    dated = papers.filter(pl.col("published_on").is_not_null())
+    if days:
+        dated = dated.filter(pl.col("published_on") > pl.col("published_on").max() - pl.duration(days=days))
+    counts = dated.group_by(period=pl.col("published_on").dt.strftime(fmt)).len().sort("period")
     return bars(counts["period"].to_list(), counts["len"].to_list(), title, "papers")
 
 

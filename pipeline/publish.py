@@ -16,6 +16,7 @@ import os
 import stat
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -271,29 +272,52 @@ class HubTarget:
         self.location = f"{self.api.endpoint}/datasets/{repo_id}"
         self._has_token = bool(token)
 
-    def head(self) -> str | None:
-        from huggingface_hub.errors import RepositoryNotFoundError
+    @contextmanager
+    def _asking(self, what: str):
+        """The Hub's refusals and an unreachable server as one PublishError naming the cause (with
+        the server's own message, e.g. "Invalid credentials"); never the token."""
+        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled, RepositoryNotFoundError
 
         try:
-            refs = self.api.list_repo_refs(self.repo_id, repo_type="dataset")
-        except RepositoryNotFoundError:
-            return None
-        return next((b.target_commit for b in refs.branches if b.name == BRANCH), None)
+            yield
+        except (RepositoryNotFoundError, PublishConflict, PublishError):
+            raise
+        except HfHubHTTPError as error:
+            status = error.response.status_code if error.response is not None else None
+            if status in (409, 412):
+                raise PublishConflict(f"{self.location}: {BRANCH} moved meanwhile; another run published first. "
+                                      "Run again to publish on top of it.") from None
+            hint = " (check HF_TOKEN: it must be a valid token with access to the repository)" if status in (401, 403) else ""
+            raise PublishError(f"{self.location}: {what} refused ({status}): {_server_message(error)}{hint}") from None
+        except Exception as error:  # the HTTP client's transport errors (httpx, or httpx2 for huggingface_hub 2)
+            if not (isinstance(error, (OfflineModeIsEnabled, OSError))
+                    or type(error).__module__.split(".")[0] in ("httpx", "httpx2")):
+                raise
+            raise PublishError(f"{self.location}: cannot reach the Hub to {what} ({_first_line(error)}): check the "
+                               "network, or HF_ENDPOINT") from None
+
+    def _refs(self):
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        with self._asking("read the repository's branches and tags"):
+            try:
+                return self.api.list_repo_refs(self.repo_id, repo_type="dataset")
+            except RepositoryNotFoundError:
+                return None
+
+    def head(self) -> str | None:
+        refs = self._refs()
+        return None if refs is None else next((b.target_commit for b in refs.branches if b.name == BRANCH), None)
 
     def tags(self) -> dict[str, str]:
-        from huggingface_hub.errors import RepositoryNotFoundError
-
-        try:
-            refs = self.api.list_repo_refs(self.repo_id, repo_type="dataset")
-        except RepositoryNotFoundError:
-            return {}
-        return {t.name: t.target_commit for t in refs.tags}
+        refs = self._refs()
+        return {} if refs is None else {t.name: t.target_commit for t in refs.tags}
 
     def read(self, path: str, revision: str) -> bytes | None:
         from huggingface_hub.errors import EntryNotFoundError
 
         # A private cache, gone after the read: reading the release writes nothing of the user's.
-        with tempfile.TemporaryDirectory(prefix="papers-hub-") as cache:
+        with tempfile.TemporaryDirectory(prefix="papers-hub-") as cache, self._asking(f"read {path}"):
             try:
                 local = self.api.hf_hub_download(self.repo_id, path, repo_type="dataset", revision=revision,
                                                  cache_dir=cache)
@@ -303,13 +327,12 @@ class HubTarget:
 
     def commit(self, uploads: dict[str, bytes], deletes: list[str], message: str, parent: str | None) -> str:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-        from huggingface_hub.errors import HfHubHTTPError
 
         if not self._has_token:
             raise PublishError("HF_TOKEN is not set: publishing to the Hub needs a token with write access")
         operations = ([CommitOperationAdd(path_in_repo=p, path_or_fileobj=d) for p, d in sorted(uploads.items())]
                       + [CommitOperationDelete(path_in_repo=p) for p in deletes])
-        try:
+        with self._asking("commit"):
             if parent is None:
                 self.api.create_repo(self.repo_id, repo_type="dataset", exist_ok=True)
                 parent = self.head()  # a new repo starts with the Hub's initial commit
@@ -318,23 +341,23 @@ class HubTarget:
                                           "run again to publish on top of it.")
             info = self.api.create_commit(self.repo_id, operations, commit_message=message, repo_type="dataset",
                                           revision=BRANCH, parent_commit=parent)
-        except HfHubHTTPError as error:
-            status = error.response.status_code if error.response is not None else None
-            if status in (409, 412):
-                raise PublishConflict(f"{self.location}: {BRANCH} moved since {str(parent)[:12]}; another run "
-                                      "published first. Run again to publish on top of it.") from None
-            raise PublishError(f"{self.location}: commit refused ({status}): {_first_line(error)}") from None
         return info.oid
 
     def repair(self) -> None:
         pass  # a Hub commit is one request: nothing of it can be half done
 
     def tag(self, version: str, commit: str, message: str) -> None:
-        self.api.create_tag(self.repo_id, tag=version, tag_message=message, revision=commit, repo_type="dataset")
+        with self._asking(f"tag {version}"):
+            self.api.create_tag(self.repo_id, tag=version, tag_message=message, revision=commit, repo_type="dataset")
 
 
 def _first_line(error: Exception) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _server_message(error) -> str:
+    """What the Hub said (its `error` field, e.g. "Invalid credentials"), else the first line."""
+    return (getattr(error, "server_message", None) or _first_line(error)).strip().splitlines()[0]
 
 
 def target(releases_dir: Path, repo_id: str | None = None) -> Target:

@@ -48,8 +48,9 @@ class Repo:
 
 
 class HubRepoServer(LocalServer):
-    def __init__(self, token: str):
+    def __init__(self, token: str, check_reads: bool = False):
         self.token = token
+        self.check_reads = check_reads  # as for a private repository: reads need the token too
         self.repos: dict[str, Repo] = {}
         self.requests: list[dict] = []
         self.uploaded: list[list[str]] = []
@@ -93,6 +94,8 @@ def _handler(hub: HubRepoServer):
                 return self._send(200, {"errors": [], "warnings": []})
             if url.path == "/api/repos/create":
                 return self._create(json.loads(self._body()))
+            if hub.check_reads and not self._authorized():
+                return
             if parts[:2] == ["api", "datasets"] and len(parts) >= 4:
                 return self._api(f"{parts[2]}/{parts[3]}", parts[4:], query)
             if parts[0] == "datasets" and len(parts) >= 6 and parts[3] == "resolve":

@@ -60,6 +60,7 @@ def test_inbox_sensor_requests_a_run_for_new_settled_files_only(data_dir):
 
 
 def test_a_fetched_day_sets_the_whole_chain_off(data_dir):
+    """(The runs automation starts gather the fetched pages only: never the bundled samples.)"""
     import datetime as dt
 
     from bench.render import api_item
@@ -70,7 +71,8 @@ def test_a_fetched_day_sets_the_whole_chain_off(data_dir):
     with dg.DagsterInstance.ephemeral() as instance:
         first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
         job = defs.resolve_job_def("papers_job")
-        assert job.execute_in_process(instance=instance).success
+        samples = {"ops": {"captures": {"config": {"captures_dir": str(SAMPLE_FILES[0].parent)}}}}
+        assert job.execute_in_process(instance=instance, run_config=samples).success
         idle = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
         assert idle.total_requested == 0
         with HubServer(HubState({"2026-03-09": day})) as server:
@@ -84,3 +86,8 @@ def test_a_fetched_day_sets_the_whole_chain_off(data_dir):
         assert fetched.success
         after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=idle.cursor)
         assert requested(after) == CHAIN
+        keys = [dg.AssetKey(k) for k in sorted(CHAIN)]
+        auto = defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, asset_selection=keys)
+        (captures,) = [e for e in auto.get_asset_materialization_events() if e.asset_key.to_user_string() == "captures"]
+        assert captures.materialization.metadata["new_captures"].value == 1  # the fetched page, no sample
+        assert captures.materialization.metadata["folder"].value == ""

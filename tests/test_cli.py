@@ -53,8 +53,8 @@ def test_run_then_query(data_dir):
 
 def test_run_with_missing_captures_folder_fails_clearly(data_dir, tmp_path):
     done = run(["run", "--captures", str(tmp_path / "nope")], data_dir)
-    assert done.returncode == 1
-    assert "does not exist" in done.stderr
+    assert done.returncode == 2  # refused before anything starts
+    assert "does not exist" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_parse_prints_listings_as_json_lines(tmp_path):

@@ -14,10 +14,11 @@ from assets.resources import DataDirResource, ReleaseTargetResource
 from pipeline import release
 from pipeline.publish import LocalGitTarget
 from bench.render import block_page
+from conftest import SAMPLES
 
 
 def materialize(data_dir, captures_dir=None, full_refresh=False):
-    config = {"captures_dir": str(captures_dir)} if captures_dir else {}
+    config = {"captures_dir": str(captures_dir or SAMPLES)}
     result = dg.materialize(ALL_ASSETS, resources={"datadir": DataDirResource(data_dir=str(data_dir)), "release_target": ReleaseTargetResource()},
                             run_config={"ops": {"captures": {"config": config},
                                                 "parse_captures": {"config": {"full_refresh": full_refresh}},

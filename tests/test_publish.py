@@ -125,4 +125,5 @@ def test_hub_publishing_without_a_token_says_so(tmp_path, monkeypatch):
         with pytest.raises(publish.PublishError, match="401") as error:
             release_once(wrong, V1)
         assert "hf_wrong" not in str(error.value)
+        assert "Invalid credentials" in str(error.value)  # what the Hub said, not only the status
         assert server.repos == {}

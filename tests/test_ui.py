@@ -86,10 +86,11 @@ class Dagster:
         assert "errors" not in body, body["errors"]
         return body["data"]
 
-    def launch(self, job: str, tags: dict | None = None) -> str:
+    def launch(self, job: str, tags: dict | None = None, run_config: dict | None = None) -> str:
         params = {"selector": {"repositoryLocationName": "papers", "repositoryName": "__repository__",
                                "jobName": job},
-                  "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]}}
+                  "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+                  "runConfigData": run_config or {}}
         result = self.gql(LAUNCH, params=params)["launchRun"]
         assert result["__typename"] == "LaunchRunSuccess", result
         return result["run"]["runId"]
@@ -157,7 +158,9 @@ def runs(dagster):
     """A daily partition fetched, then the whole job, both launched through GraphQL."""
     scrape = dagster.launch("daily_scrape_job", {"dagster/partition": DAY})
     assert dagster.wait(scrape) == "SUCCESS"
-    main = dagster.launch("papers_job")
+    # as an operator would: the launchpad's config names the folder to import (the bundled samples)
+    main = dagster.launch("papers_job", run_config={"ops": {"captures": {"config": {
+        "captures_dir": str(ROOT / "samples" / "captures")}}}})
     assert dagster.wait(main) == "SUCCESS"
     return {"scrape": scrape, "main": main}
 
