@@ -130,3 +130,18 @@ def test_a_control_character_in_one_title_spoils_nothing_else(tmp_path):
     fmt, listings, rejects = parsed(path)
     assert fmt == "api_items" and rejects.is_empty()
     assert listings["title"].to_list() == ["Paper 0", "Paper 1", "Paper 2"]
+
+
+def test_prefixed_and_old_style_ids_pass_the_contract(tmp_path):
+    from pipeline import validate
+
+    items = [api_item({"title": title, "abstract": "A.", "arxiv_id": given, "published_on": dt.date(2004, 1, 1)})
+             for title, given in (("Prefixed", "arXiv:2401.00001v2"), ("Old style", "math.AG/0309136"),
+                                  ("Old, versioned", "hep-th/9901001v3"))]
+    path = tmp_path / "day.json"
+    path.write_text(json.dumps(items))
+    _, listings, _ = parsed(path)
+    assert listings["arxiv_id"].to_list() == ["2401.00001", "math/0309136", "hep-th/9901001"]
+    assert listings["arxiv_version"].to_list() == [2, None, 3]
+    report = validate.validate(listings, "listings", "listing_id", only=validate.QUARANTINE)
+    assert report.failed == []
