@@ -23,6 +23,7 @@ from assets.definitions import ALL_ASSETS
 from assets.resources import DataDirResource, ReleaseTargetResource
 from bench.render import api_item, block_page
 from conftest import SAMPLE_FILES
+import stage_runner
 from pipeline import store
 from pipeline.paths import DataDir
 from pipeline.publish import LocalGitTarget
@@ -121,19 +122,18 @@ def test_a_kill_at_every_commit_point_leaves_before_or_after_and_the_next_run_eq
     expected_tables, expected_release = table_bytes(scenario["after"]), released_data(scenario["after"])
     assert table_bytes(probe) == expected_tables  # the stages alone write what the Dagster run writes
 
-    def kill_then_rerun(i: int, point: str):
+    def kill(i: int, point: str):
         work = root / f"fault{i}"
         shutil.copytree(scenario["before"], work)
-        killed = run_stages(work, scenario["captures"], PAPERS_FAULT=point)
-        check_torn(work, scenario)
-        return work, killed, run_stages(work, scenario["captures"])
+        return work, run_stages(work, scenario["captures"], PAPERS_FAULT=point)
 
-    with ThreadPoolExecutor(2) as pool:
-        outcomes = list(pool.map(kill_then_rerun, range(len(points)), points))
-    for point, (work, killed, again) in zip(points, outcomes):
+    with ThreadPoolExecutor(2) as pool:  # the processes killed, two at a time
+        outcomes = list(pool.map(kill, range(len(points)), points))
+    for point, (work, killed) in zip(points, outcomes):
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
         assert f"fault point {point}: killing process" in killed.stderr, point
-        assert again.returncode == 0, (point, again.stderr[-2000:])
+        check_torn(work, scenario)
+        stage_runner.main(str(work), str(scenario["captures"]))  # the next run, here (it starts faster)
         assert table_bytes(work) == expected_tables, point
         assert released_data(work) == expected_release, point
 
