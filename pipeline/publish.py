@@ -13,7 +13,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
 import stat
+import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
@@ -126,7 +128,8 @@ AUTHOR = b"papers pipeline <papers-pipeline@localhost>"
 
 
 class LocalGitTarget:
-    """A git repository on disk, written through dulwich's object store (no git binary needed).
+    """A git repository on disk, written through dulwich's object store (no git binary needed; with
+    one, the repository is packed with deltas after each version).
 
     Objects are written first and `main` is moved last by compare-and-swap, so a crash leaves the
     branch either at the old commit or at the new one; the work tree is refreshed afterwards.
@@ -255,6 +258,16 @@ class LocalGitTarget:
             porcelain.tag_create(repo, version, author=AUTHOR, message=message.encode(), annotated=True,
                                  objectish=commit)
         faults.point("release:tag:after")
+        self._compact()
+
+    def _compact(self) -> None:
+        """Pack the repository with deltas when git is installed: a version's files share most of
+        their bytes with the last one's (content-defined pages), which dulwich, writing each object
+        whole, does not use. git writes the new pack before removing the old objects, so a kill
+        midway leaves the repository whole."""
+        git = shutil.which("git")
+        if git is not None:
+            subprocess.run([git, "-C", str(self.path), "repack", "-a", "-d", "-q"], capture_output=True, check=False)
 
 
 class HubTarget:

@@ -61,10 +61,10 @@ def _keep_legacy_imports(data_dir: DataDir) -> None:
     if data_dir.imports.exists() or not data_dir.table("captures").exists():
         return
     fetched = _frames((data_dir.root / "fetched").rglob("*.captures.parquet"))
-    legacy = pl.read_parquet(data_dir.table("captures"))
+    legacy = store.read_table(data_dir, "captures")
     if fetched:
         legacy = legacy.join(pl.concat(fetched).select("capture_id"), on="capture_id", how="anti")
-    store.commit(data_dir, {data_dir.imports / "legacy.parquet": schema.conform(legacy, schema.CAPTURES)}, "legacy")
+    store.commit(data_dir, {data_dir.imports / "legacy.parquet": legacy}, "legacy")
 
 
 @dataclass
