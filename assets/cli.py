@@ -118,8 +118,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"    data docs: {md['data_docs'].value}")
     blocked = [c.check_name for c in checks if not c.passed and c.severity.value == "ERROR"]
     if blocked:
-        print(f"run {result.run_id}: blocking check {', '.join(blocked)} failed: nothing downstream of it ran, "
-              "no release was made", file=sys.stderr)
+        print(f"run {result.run_id}: blocking check {', '.join(blocked)} failed: its tables were not committed, "
+              "nothing downstream of it ran and no release was made", file=sys.stderr)
         return 1
     if _report_failure(result, f"run {result.run_id}"):
         return 1
