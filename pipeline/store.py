@@ -158,10 +158,11 @@ def recover(data_dir: DataDir) -> None:
     for journal in sorted(data_dir.root.glob(".commit-*.json")):
         _finish(data_dir, journal)
     cutoff = time.time() - STALE_SECONDS
-    ours = [*data_dir.root.glob(".*.tmp"), *(p for folder in (data_dir.tables, data_dir.imports)
-                                             for pattern in (".*.pending", ".*.tmp") for p in folder.rglob(pattern))]
-    fetches = [p for folder in (data_dir.raw, data_dir.root / "fetched")
-               for pattern in (".*.pending", ".*.tmp") for p in folder.rglob(pattern)]
+    ours = [p for folder in (data_dir.tables, data_dir.imports) for pattern in (".*.pending", ".*.tmp")
+            for p in folder.rglob(pattern)]
+    # (the journals of fetches are written in the data directory itself, beside the catalog)
+    fetches = [*data_dir.root.glob(".*.tmp"), *(p for folder in (data_dir.raw, data_dir.root / "fetched")
+                                                for pattern in (".*.pending", ".*.tmp") for p in folder.rglob(pattern))]
     for stray in ours + [p for p in fetches if p.stat().st_mtime < cutoff]:
         stray.unlink(missing_ok=True)
     git = data_dir.releases / ".git"
