@@ -15,12 +15,14 @@ are joined into papers in passes, cheapest and surest first:
 4. `title_only`: a record without an abstract joins the one paper that shares its title, if exactly
    one does.
 
-Records with two different arXiv ids are never joined. Resolution is incremental: the records of
-the previous resolution (`state`) keep their papers, only new records are signed and matched, and
-only the papers that new listings reach are aggregated again.
+Records with two different arXiv ids are never joined. The grouping does not depend on the order in
+which listings arrive: each resolution groups the new records, and every paper they could join or
+change, again from scratch, pass by pass in a fixed order; the other papers keep their records.
+Only new records are signed, and only the papers that new listings reach are aggregated again.
 
 Stable ids: a paper keeps the id it had in the previous state (or the previous release's
-sightings). When papers turn out to be one, the id first seen survives and the others become
+sightings); a paper that turns out to be two keeps it in the part that holds its first sighting.
+When papers turn out to be one, the id first seen survives and the others become
 aliases. A new paper's id is `p` + 16 hex digits of the sha256 of its earliest listing's id.
 
 Merge policy per column, over the sightings of one paper ordered by capture time (ties by listing id):
