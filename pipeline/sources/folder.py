@@ -62,6 +62,10 @@ def capture_time(fmt: str, data: bytes, path: Path, given: dt.datetime | None) -
       the day no later than the file time; the earliest such year;
     - `file_mtime`: the file's modification time, when the page shows no day, or one that neither
       the file time nor the printed years place.
+
+    What no rule can tell: a file copied a whole year (or years) after the save, on the same day,
+    looks saved then; and a header's day at the end of December on a page saved in January is
+    placed in the year of the page's printed dates only by the second rule.
     """
     if given is not None:
         return given.astimezone(dt.timezone.utc), "import"
