@@ -78,7 +78,6 @@ class Parsed:
     quarantined: int
     report: validate.Report  # the row-level rules on the new rows, the table-level ones on the table
     committed: bool
-    paths: dict[str, Path] = field(default_factory=dict)
 
 
 def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
@@ -107,7 +106,6 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
         rejects = pl.concat([known_rejects, new_rejects, quarantined])
         committed = not report.blocking_failures and (todo.height > 0 or full_refresh
                                                       or not data_dir.table("parsed").exists())
-        paths = {}
         if committed:
             gave = pl.concat([listings.select("capture_id", kind=pl.lit("listings")),
                               rejects.select("capture_id", kind=pl.lit("rejects"))])
@@ -115,12 +113,12 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
                       .group_by("capture_id", maintain_order=True)
                       .agg(listings=(pl.col("kind") == "listings").sum(), rejects=(pl.col("kind") == "rejects").sum()))
             parsed = pl.concat([done, schema.conform(counts, schema.PARSED)])
-            paths = store.write_tables(data_dir, {"listings": listings, "rejects": rejects, "parsed": parsed},
-                                       audit=_audit(report, quarantined=quarantined.height), label="parse")
+            store.write_tables(data_dir, {"listings": listings, "rejects": rejects, "parsed": parsed},
+                               audit=_audit(report, quarantined=quarantined.height), label="parse")
         elif report.blocking_failures:
             listings, rejects = known_listings, known_rejects
         return Parsed(listings, rejects, todo.height, captures.height, new_listings.height,
-                      new_rejects.height + quarantined.height, quarantined.height, report, committed, paths)
+                      new_rejects.height + quarantined.height, quarantined.height, report, committed)
 
 
 def _parsed_so_far(data_dir: DataDir, listings: pl.DataFrame, rejects: pl.DataFrame) -> pl.DataFrame:
@@ -143,7 +141,6 @@ class Resolved:
     listings: int
     report: validate.Report
     committed: bool
-    paths: dict[str, Path] = field(default_factory=dict)
 
 
 RESOLVED_TABLES = ("papers", "sightings", "merges", "aliases", "resolver_state")
@@ -176,12 +173,11 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
         resolution = dedup.resolve(listings, state, tables.get("merges"), previous_ids, aliases, previous)
         report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs)
         committed = not report.blocking_failures
-        paths = {}
         if committed:
             out = {name: getattr(resolution, name) for name in ("papers", "sightings", "merges", "aliases")}
-            paths = store.write_tables(data_dir, {**out, "resolver_state": resolution.state},
-                                       audit=_audit(report), label="resolve")
-        return Resolved(resolution, listings.height, report, committed, paths)
+            store.write_tables(data_dir, {**out, "resolver_state": resolution.state}, audit=_audit(report),
+                               label="resolve")
+        return Resolved(resolution, listings.height, report, committed)
 
 
 def catalog(data_dir: DataDir) -> tuple[Path, dict[str, int]]:

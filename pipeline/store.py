@@ -90,11 +90,11 @@ def _write_synced(path: Path, content: pl.DataFrame | bytes) -> str:
 
 
 def commit(data_dir: DataDir, files: dict[Path, pl.DataFrame | bytes], label: str = "commit",
-           ledger: dict[str, dict] | None = None) -> dict[Path, str]:
+           ledger: dict[str, dict] | None = None) -> None:
     """Write files (paths inside the data directory: Parquet frames or bytes) as one change: after a
     crash, all of them are the new ones (once `recover` has run) or all are the old ones. With
     `ledger` (table name -> its entry, without the hash), the ledger's entries for those tables are
-    updated in the same commit. The sha256 of each file written."""
+    updated in the same commit."""
     tag = uuid.uuid4().hex
     pending: list[tuple[Path, Path]] = []
     digests: dict[Path, str] = {}
@@ -124,7 +124,6 @@ def commit(data_dir: DataDir, files: dict[Path, pl.DataFrame | bytes], label: st
             tmp.unlink(missing_ok=True)
         raise
     _finish(data_dir, journal, label)
-    return digests
 
 
 def _finish(data_dir: DataDir, journal: Path, label: str | None = None) -> None:

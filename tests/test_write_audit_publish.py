@@ -313,10 +313,11 @@ def test_a_damaged_table_is_named_and_a_full_refresh_rebuilds_it(released, tmp_p
 def test_a_copied_data_directory_answers_queries_at_once(released, tmp_path, capsys, monkeypatch):
     from assets import cli as papers_cli
 
-    copy = tmp_path / "elsewhere" / "data"
-    shutil.copytree(released[0], copy)
-    moved = tmp_path / "moved"
-    shutil.copytree(released[0], moved)  # the original, moved away: the copy must not need it
+    original, copy = tmp_path / "original", tmp_path / "elsewhere" / "data"
+    shutil.copytree(released[0], original)
+    stages.catalog(DataDir.resolve(original))  # its catalog, written where it was
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)  # the copy must not need the original
     monkeypatch.setenv("PAPERS_DATA_DIR", str(copy))
     expected = pl.read_parquet(copy / "tables" / "papers.parquet").height
     assert papers_cli.main(["query", "SELECT count(*) AS n FROM papers"]) == 0
