@@ -26,7 +26,7 @@ class ParseConfig(dg.Config):
 
 class ResolveConfig(dg.Config):
     full_refresh: bool = False
-    """Resolve every listing again instead of only the new ones (ids kept from the previous release)."""
+    """Group every listing again from scratch, keeping the ids of the previous resolution (or release)."""
 
 
 # Declarative automation, for when the default automation condition sensor is on: every stage runs
