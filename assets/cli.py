@@ -186,10 +186,11 @@ def cmd_publish(args: argparse.Namespace) -> int:
     if not args.dry_run:
         return _run_assets("release_job", "publish",
                            {"ops": {"release": {"config": {"allow_removals": args.allow_removals}}}})
+    from assets.resources import ReleaseTargetResource
     from pipeline import publish, release, stages, store
 
     data_dir = DataDir.resolve()
-    target = publish.target(data_dir.releases, os.environ.get("PAPERS_HUB_REPO") or None)
+    target = ReleaseTargetResource().get(data_dir)
     try:
         done = stages.release_tables(data_dir, target, dt.datetime.now(dt.timezone.utc), args.allow_removals,
                                      dry_run=True)
@@ -344,9 +345,9 @@ def _positive(value: str) -> int:
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What argparse cannot check alone, checked before anything starts."""
     if args.command == "scrape":
-        from pipeline.sources.hub import FIRST_DAY
+        from assets.sources import daily_partitions
 
-        first = dt.date.fromisoformat(os.environ.get("PAPERS_DAILY_START") or FIRST_DAY.isoformat())
+        first = daily_partitions.start.date()
         last = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
         if args.date_to and not args.date_from:
             parser.error("--to needs --from")

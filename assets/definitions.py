@@ -4,9 +4,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import os
 import sys
-from pathlib import Path
 
 import dagster as dg
 
@@ -65,7 +63,7 @@ SETTLE_SECONDS = 10  # a file changed more recently may still be being written
            description="Runs the pipeline on the files dropped into the inbox folder (PAPERS_INBOX, default "
                        "<data dir>/inbox) since it last looked.")
 def captures_folder_sensor(context: dg.SensorEvaluationContext, datadir: DataDirResource):
-    folder = inbox(datadir.get())
+    folder = datadir.inbox()
     if not folder.is_dir():
         return dg.SkipReason(f"no inbox folder {folder}")
     now = dt.datetime.now().timestamp()
@@ -84,10 +82,6 @@ def captures_folder_sensor(context: dg.SensorEvaluationContext, datadir: DataDir
         run_requests=[dg.RunRequest(run_key=key, run_config={"ops": {"captures": {"config": {"captures_dir": str(folder)}}}},
                                     tags={"papers/new_files": str(len(new))})],
         cursor=json.dumps({**seen, **settled}, sort_keys=True))
-
-
-def inbox(data_dir) -> Path:
-    return Path(os.environ.get("PAPERS_INBOX") or data_dir.root / "inbox")
 
 
 @dg.logger(description="One line an event, no stack traces: progress for the `papers` command line.")
@@ -117,8 +111,6 @@ defs = dg.Definitions(
     jobs=[papers_job, release_job, daily_scrape_job, search_job],
     schedules=[daily_papers_schedule],
     sensors=[captures_folder_sensor],
-    resources={"datadir": DataDirResource(),
-               "release_target": ReleaseTargetResource(repo_id=os.environ.get("PAPERS_HUB_REPO") or None),
-               "hub": sources.HubResource(base_url=os.environ.get("PAPERS_HUB_URL", "https://huggingface.co"))},
+    resources={"datadir": DataDirResource(), "release_target": ReleaseTargetResource(), "hub": sources.HubResource()},
     loggers={"terminal": terminal},
 )

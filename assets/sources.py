@@ -6,7 +6,6 @@ network; `daily_scrape_job` runs them, one day a partition.
 """
 
 import datetime as dt
-import os
 
 import dagster as dg
 import polars as pl
@@ -17,22 +16,27 @@ from pipeline.paths import DataDir
 from pipeline.sources.http import Client
 from pipeline.sources.hub import FETCH_LOG, FIRST_DAY, Fetcher
 
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get("PAPERS_DAILY_START", FIRST_DAY.isoformat()), end_offset=1)
+# The partition set is part of the definitions, so its first day is read when the code loads.
+DAILY_START = dg.EnvVar("PAPERS_DAILY_START")
+daily_partitions = dg.DailyPartitionsDefinition(start_date=DAILY_START.get_value() or FIRST_DAY.isoformat(),
+                                                end_offset=1)
+HUB_URL = dg.EnvVar("PAPERS_HUB_URL")
+TOKEN = dg.EnvVar("HF_TOKEN")
 
 
 class HubResource(dg.ConfigurableResource):
-    """Where the papers pages live and how politely to ask. The token comes from HF_TOKEN only."""
+    """Where the papers pages live (`base_url`, else `PAPERS_HUB_URL`, else the Hub) and how politely to
+    ask. The token comes from `HF_TOKEN` only, read when the client is made."""
 
-    base_url: str = "https://huggingface.co"
+    base_url: str | None = None
     requests_per_second: float = 2.0
     timeout_seconds: float = 30.0
     max_bytes: int = 50 * 1024 * 1024
     attempts: int = 6
 
     def client(self) -> Client:
-        return Client(self.base_url, token=os.environ.get("HF_TOKEN") or None, per_second=self.requests_per_second,
-                      timeout=self.timeout_seconds, max_bytes=self.max_bytes, attempts=self.attempts)
+        return Client(self.base_url or HUB_URL.get_value() or "https://huggingface.co", token=TOKEN.get_value() or None,
+                      per_second=self.requests_per_second, timeout=self.timeout_seconds, max_bytes=self.max_bytes, attempts=self.attempts)
 
 
 class DailyConfig(dg.Config):

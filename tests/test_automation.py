@@ -91,3 +91,25 @@ def test_a_fetched_day_sets_the_whole_chain_off(data_dir):
         (captures,) = [e for e in auto.get_asset_materialization_events() if e.asset_key.to_user_string() == "captures"]
         assert captures.materialization.metadata["new_captures"].value == 1  # the fetched page, no sample
         assert captures.materialization.metadata["folder"].value == ""
+
+
+def test_settings_are_read_when_used_not_when_the_code_loads(data_dir, tmp_path, monkeypatch):
+    """`defs` is loaded before these variables are set (at this module's import): the sensor and the
+    release target still follow them, and the resources' config (what the UI shows) never holds them."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    settle(shutil.copy(SAMPLE_FILES[0], elsewhere))
+    monkeypatch.setenv("PAPERS_INBOX", str(elsewhere))
+    result, _ = evaluate(data_dir)
+    assert result.run_requests[0].run_config["ops"]["captures"]["config"]["captures_dir"] == str(elsewhere)
+
+    resources = defs.resources
+    d = DataDirResource(data_dir=str(data_dir)).get()
+    assert type(resources["release_target"].get(d)).__name__ == "LocalGitTarget"
+    monkeypatch.setenv("PAPERS_HUB_REPO", "someone/their-papers")
+    target = resources["release_target"].get(d)
+    assert type(target).__name__ == "HubTarget" and target.repo_id == "someone/their-papers"
+    monkeypatch.setenv("PAPERS_HUB_URL", "http://127.0.0.1:9")
+    assert str(resources["hub"].client().base_url) == "http://127.0.0.1:9"
+    shown = repr({name: r.model_dump() for name, r in resources.items()})
+    assert "their-papers" not in shown and "127.0.0.1" not in shown and str(elsewhere) not in shown
