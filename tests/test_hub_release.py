@@ -12,6 +12,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from huggingface_hub import DatasetCard
 
 from bench.render import block_page
 from conftest import SAMPLES
@@ -21,14 +22,19 @@ TOKEN = "hf_e2e_Secret_77ab19c3"
 REPO = "user/papers"
 PAPERS = str(Path(sys.executable).with_name("papers"))
 
+# Every config datasets finds at each tag, loaded as a researcher would: rows per config, and the ids
+# of the default one.
 LOAD = """
 import json, sys, datasets
 out = {}
 for tag in sys.argv[1:]:
-    ds = datasets.load_dataset("%s", revision=tag, split="train")
-    out[tag] = sorted(ds["paper_id"])
+    rows = {}
+    for config in datasets.get_dataset_config_names("%s", revision=tag):
+        rows[config] = datasets.load_dataset("%s", config, revision=tag, split="train").num_rows
+    ids = sorted(datasets.load_dataset("%s", revision=tag, split="train")["paper_id"])
+    out[tag] = {"rows": rows, "ids": ids}
 print(json.dumps(out))
-""" % REPO
+""" % (REPO, REPO, REPO)
 
 
 @pytest.fixture
@@ -105,7 +111,13 @@ def test_publish_versions_to_the_hub_and_load_each(hub, tmp_path):
     assert repo.branches["main"] == new and len(repo.commits) == commits + 1
 
     loaded = json.loads(run(hub, sys.executable, "-c", LOAD, v1, v2).stdout.strip().splitlines()[-1])
-    assert loaded == {v1: v1_ids, v2: v2_ids}
+    assert {tag: got["ids"] for tag, got in loaded.items()} == {v1: v1_ids, v2: v2_ids}
+    for tag in (v1, v2):  # every config the tag's card declares loads, with the rows its manifest counts
+        files = repo.commits[repo.tags[tag]]
+        declared = [c["config_name"] for c in DatasetCard(files["README.md"].decode()).data.configs]
+        counts = json.loads(files["manifest.json"])["row_counts"]
+        assert sorted(loaded[tag]["rows"]) == sorted(declared) and {"papers", "sightings"} <= set(declared)
+        assert loaded[tag]["rows"] == {config: counts[config] for config in declared}
 
     # the token was sent to the configured server and written nowhere
     assert any(r["headers"].get("authorization") == f"Bearer {TOKEN}" for r in hub.requests)
