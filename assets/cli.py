@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.paths import ENV_VAR, SAMPLE_CAPTURES, DataDir
+from pipeline.paths import ENV_VAR, SAMPLE_CAPTURES, DataDir, write_error
 
 WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
 
@@ -373,14 +373,50 @@ def _one_line(err: BaseException) -> str:
     """What went wrong, and what to do, for an error no command caught."""
     import errno
 
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return f"no space left on the device ({err.filename or 'the data directory'}): free some space and run again"
-    if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"{err.strerror}: {err.filename}: make it writable, or set {ENV_VAR} to a folder that is"
+    if isinstance(err, OSError) and (message := write_error(err)):
+        return message
+    if _disk_full(err):
+        return write_error(OSError(errno.ENOSPC, "full", str(DataDir.resolve().root)))
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    if "database or disk is full" in str(err) or "No space left" in str(err):
-        return "no space left on the device: free some space and run again"
+    if "sqlite3.OperationalError" in text:
+        return (f"the Dagster instance in {os.environ.get('DAGSTER_HOME')} could not be written "
+                f"({text.split(') ', 1)[-1]}): check that disk, then run again")
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+FULL_BELOW = 16 * 1024 * 1024  # free bytes under which a write error is taken for a full disk
+
+
+def _disk_full(err: BaseException) -> bool:
+    """The errors a full disk gives through SQLite (Dagster's instance), which says "disk I/O error"
+    rather than "full" when its journal cannot be written."""
+    import shutil
+
+    text = str(err)
+    if "No space left on device" in text or "database or disk is full" in text:
+        return True
+    if "disk I/O error" not in text:
+        return False
+    folders = [DataDir.resolve().root, Path(os.environ.get("DAGSTER_HOME") or DataDir.resolve().root)]
+    return any(shutil.disk_usage(f).free < FULL_BELOW for f in folders if f.exists())
+
+
+class _OneLineStderr:
+    """Dagster writes a failed event-log write to stderr itself, with the SQL and its parameters
+    (a full disk gives several); only its first line is kept, the command's own line says the rest."""
+
+    PREFIX = "Exception while writing logger call to event log"
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith(self.PREFIX):
+            text = text.split("\n", 1)[0] + "\n"
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 class Parser(argparse.ArgumentParser):
@@ -432,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     ui.set_defaults(func=cmd_ui)
     args = parser.parse_args(argv)
     _check(parser, args)
+    if not args.debug:
+        sys.stderr = _OneLineStderr(sys.stderr)
     try:
         return args.func(args)
     except BrokenPipeError:  # `papers parse … | head`: the reader has what it wanted

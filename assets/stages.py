@@ -9,6 +9,7 @@ import dagster as dg
 from assets import metadata, sources
 from assets.resources import DataDirResource, ReleaseTargetResource
 from pipeline import charts, publish, release, schema, stages, store, validate
+from pipeline.paths import write_error
 
 
 class CapturesConfig(dg.Config):
@@ -41,12 +42,16 @@ RELEASE_AUTO = (AUTO & dg.AutomationCondition.all_deps_blocking_checks_passed())
 @contextmanager
 def user_errors():
     """What an operator can cause or meet (a busy, damaged or unaudited data directory, a refused
-    release) fails the step with its one-line message, not a traceback; Dagster does not retry it."""
+    release, a full disk or a read-only folder) fails the step with its one-line message, not a traceback; Dagster does not retry it."""
     try:
         yield
     except (store.StoreError, store.Busy, release.ReleaseRefused, publish.PublishError, publish.PublishConflict,
             schema.SchemaError) as err:
         raise dg.Failure(description=str(err), allow_retries=False) from None
+    except OSError as err:
+        if (message := write_error(err)) is None:
+            raise
+        raise dg.Failure(description=message, allow_retries=False) from None
 
 
 def plural(n: int, noun: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,3 +49,17 @@ class DataDir:
 
     def table(self, name: str) -> Path:
         return self.tables / f"{name}.parquet"
+
+
+def write_error(err: OSError) -> str | None:
+    """The one line for a write the machine refused (a full disk, a read-only or forbidden folder):
+    the cause, the path and the next step; None for any other error."""
+    where = err.filename or "the data directory"
+    if err.errno == errno.ENOSPC:
+        return (f"no space left on the device holding {where}: free some space and run again "
+                "(the next run finishes what this one left)")
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        home = os.environ.get("DAGSTER_HOME")
+        setting = "DAGSTER_HOME" if home and str(where).startswith(home) else ENV_VAR
+        return f"{err.strerror}: {where}: make it writable, or set {setting} to a folder that is"
+    return None

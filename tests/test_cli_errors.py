@@ -1,7 +1,6 @@
 """Tried as a new user would: every mistake a user can make, and every failure they can meet, is one
 line on stderr naming the cause and the next step, with a non-zero exit and no traceback."""
 
-import errno
 import os
 import shutil
 import signal
@@ -13,7 +12,6 @@ import urllib.request
 
 import pytest
 
-from assets import cli
 from conftest import SAMPLE_FILES
 from hub_repo_server import HubRepoServer
 
@@ -66,12 +64,6 @@ def test_the_reader_of_parse_may_stop_early(tmp_path):
     process.stdout.close()
     assert process.wait(120) == 0
     assert "Traceback" not in process.stderr.read()
-
-
-def test_no_space_left_names_the_cause():
-    err = OSError(errno.ENOSPC, "No space left on device", "/data/tables/papers.parquet")
-    assert cli._one_line(err) == ("no space left on the device (/data/tables/papers.parquet): free some space "
-                                  "and run again")
 
 
 @pytest.fixture(scope="module")
