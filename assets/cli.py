@@ -190,8 +190,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from pipeline import publish, release, stages, store
 
     data_dir = DataDir.resolve()
-    target = ReleaseTargetResource().get(data_dir)
     try:
+        target = ReleaseTargetResource().get(data_dir)
         done = stages.release_tables(data_dir, target, dt.datetime.now(dt.timezone.utc), args.allow_removals,
                                      dry_run=True)
     except (store.StoreError, release.ReleaseRefused, publish.PublishError, publish.PublishConflict) as err:
@@ -235,7 +235,8 @@ def cmd_parse(args: argparse.Namespace) -> int:
     for name in args.files:
         path = Path(name)
         if not path.is_file():
-            print(f"papers parse: {name}: no such file", file=sys.stderr)
+            what = "is a folder: name its files (e.g. folder/*)" if path.is_dir() else "no such file"
+            print(f"papers parse: {name}: {what}", file=sys.stderr)
             status = 2
             continue
         data = path.read_bytes()
@@ -257,13 +258,23 @@ def _json_default(value):
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def _sql_error(err: Exception) -> str:
+    """DuckDB's message in one line: it spans lines (candidates, the query with a caret under it)."""
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip().strip("^"))
+
+
 def cmd_query(args: argparse.Namespace) -> int:
     import duckdb
 
     from pipeline import store
 
     data_dir = DataDir.resolve()
-    if not duckdb.extract_statements(args.sql):
+    try:
+        statements = duckdb.extract_statements(args.sql)
+    except duckdb.Error as err:
+        print(f"papers query: {_sql_error(err)}", file=sys.stderr)
+        return 2
+    if not statements:
         print("papers query: the query is empty: give one SQL query, e.g. \"SELECT count(*) FROM papers\"",
               file=sys.stderr)
         return 2
@@ -275,7 +286,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             store.check_query(args.sql)
             relation = con.sql(args.sql)
         except (duckdb.Error, PermissionError) as err:
-            print(f"papers query: {err}", file=sys.stderr)
+            print(f"papers query: {_sql_error(err)}", file=sys.stderr)
             return 1
         if relation is None:
             return 0
@@ -355,9 +366,19 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parser.error("say what to fetch: --from DATE [--to DATE], --search QUERY... or --page URL...")
         if args.date_from and args.date_to and args.date_to < args.date_from:
             parser.error(f"--to {args.date_to} is before --from {args.date_from}: give the earlier day first")
+        for url in args.page or []:
+            if "://" in url and not url.startswith(("http://", "https://")):
+                parser.error(f"--page {url}: give an http(s) URL or a path on the Hub (papers/date/2026-11-02)")
         for day in filter(None, (args.date_from, args.date_to)):
             if not first <= day <= last:
                 parser.error(f"{day} is outside the days of Daily Papers that can be fetched ({first} to {last})")
+    if args.command in ("run", "publish") and os.environ.get("PAPERS_HUB_REPO"):
+        from pipeline import publish
+
+        try:
+            publish.check_repo_id(os.environ["PAPERS_HUB_REPO"])
+        except publish.PublishError as err:
+            parser.exit(2, f"papers {args.command}: {err}\n")
     if args.command in ("run", "scrape", "ui") or (args.command == "publish" and not args.dry_run):
         root = DataDir.resolve().root
         try:

@@ -67,6 +67,7 @@ def run_fetch(context, hub: HubResource, data_dir: DataDir, name: str, work) -> 
     with store.exclusive(data_dir, f"fetching {name}", captures_path.with_suffix(".lock")):
         old_captures, old_log = _read(captures_path, schema.CAPTURES), _read(log_path, FETCH_LOG)
         with hub.client() as client:
+            where = client.base_url
             fetcher = Fetcher(client, data_dir, old_log, progress=context.log.info)
             work(fetcher)
         captures, log = fetcher.results()
@@ -75,7 +76,7 @@ def run_fetch(context, hub: HubResource, data_dir: DataDir, name: str, work) -> 
     outcomes = {k: v for k, v in log.group_by("outcome").len().iter_rows()}
     if log.height and outcomes.get("failed", 0) == log.height:
         reasons = sorted(set(log["reason"].drop_nulls()))
-        raise dg.Failure(description=f"could not fetch anything from {hub.base_url}: {'; '.join(reasons)[:500]}",
+        raise dg.Failure(description=f"could not fetch anything from {where}: {'; '.join(reasons)[:500]}",
                          allow_retries=False)  # the client has retried each request already
     return dg.MaterializeResult(metadata={"new_captures": captures.height, "requests": log.height,
                                           "outcomes": outcomes, "path": dg.MetadataValue.path(str(captures_path))})

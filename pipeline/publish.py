@@ -373,8 +373,19 @@ def _server_message(error) -> str:
     return (getattr(error, "server_message", None) or _first_line(error)).strip().splitlines()[0]
 
 
+def check_repo_id(repo_id: str) -> None:
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise PublishError(f"PAPERS_HUB_REPO={repo_id!r} is not a Hub repository id: give owner/name "
+                           "(letters, digits, '-', '_', '.'), e.g. my-org/hf-papers") from None
+
+
 def target(releases_dir: Path, repo_id: str | None = None) -> Target:
     """The Hub repo `repo_id` (token from HF_TOKEN, server from HF_ENDPOINT), else the local repository."""
     if repo_id:
+        check_repo_id(repo_id)
         return HubTarget(repo_id, os.environ.get("HF_TOKEN"), os.environ.get("HF_ENDPOINT"))
     return LocalGitTarget(releases_dir)

@@ -40,6 +40,9 @@ def one_line(done: subprocess.CompletedProcess, status: int | None = None) -> st
     (["run", "--captured-at", "garbage"], "'garbage' is not an ISO-8601 time"),
     (["query", "SELECT 1", "--max-rows", "-3"], "'-3' is not a positive whole number"),
     (["ui", "--port", "http"], "'http' is not a positive whole number"),
+    (["query", "SELEC title FROM papers"], 'syntax error at or near "SELEC" LINE 1: SELEC title FROM papers'),
+    (["parse", "/"], "/: is a folder: name its files"),
+    (["scrape", "--page", "ftp://example.org/papers"], "give an http(s) URL or a path on the Hub"),
 ])
 def test_a_mistyped_argument_is_one_line_before_anything_starts(tmp_path, args, expected):
     done = papers(args, tmp_path / "data")
@@ -51,6 +54,13 @@ def test_a_data_directory_that_cannot_be_written_is_one_line():
     done = subprocess.run(PAPERS + ["run"], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PAPERS_DATA_DIR": "/proc/papers-data"})
     assert "cannot write to the data directory /proc/papers-data" in one_line(done, 2)
+
+
+def test_a_malformed_hub_repository_is_one_line_before_anything_starts(tmp_path):
+    for command in (["run"], ["publish"], ["publish", "--dry-run"]):
+        done = papers(command, tmp_path / "data", PAPERS_HUB_REPO="my org/papers!")
+        assert "PAPERS_HUB_REPO='my org/papers!' is not a Hub repository id: give owner/name" in one_line(done, 2)
+    assert not (tmp_path / "data" / "dagster").exists()
 
 
 def test_an_empty_query_says_so(tmp_path):
@@ -130,3 +140,10 @@ def test_papers_ui_stops_with_all_its_processes(tmp_path, signum):
     stderr = process.stderr.read()
     assert "papers ui: stopped" in stderr and "Traceback" not in stderr.split("papers ui: stopped")[-1]
     assert _session_processes(sid) == []
+
+
+def test_a_query_error_is_one_line_with_duckdbs_whole_message(ran):
+    done = papers(["query", "SELECT nope FROM papers"], ran)
+    assert done.stderr.count("\n") == 1
+    line = one_line(done, 1)
+    assert 'Referenced column "nope" not found' in line and "Candidate bindings" in line
