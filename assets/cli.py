@@ -294,6 +294,9 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+STOP_GRACE_SECONDS = 20
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _dagster_home(DataDir.resolve())
     print(f"Dagster instance: {home}", file=sys.stderr)
@@ -310,19 +313,35 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
-    code = ui.wait()
+    code = None
+    while code is None and not stopping:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = ui.wait(timeout=1)
     if stopping:
-        deadline = time.monotonic() + 30
-        try:
-            while time.monotonic() < deadline:  # the webserver, daemon and code servers end after it
-                os.killpg(ui.pid, 0)
-                time.sleep(0.2)
-            os.killpg(ui.pid, signal.SIGKILL)  # whatever did not stop in time
-        except ProcessLookupError:
-            pass
+        # dagster dev may take its time, or hang, and some of its processes outlive it: wait for the
+        # session to empty, then kill whatever is left.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while (left := _session_members(ui.pid)) and time.monotonic() < deadline:
+            ui.poll()  # reaps dagster dev when it ends
+            time.sleep(0.2)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        ui.wait()
         print("papers ui: stopped", file=sys.stderr)
         return 128 + stopping[0]
     return code
+
+
+def _session_members(sid: int) -> list[int]:
+    """The live processes of session `sid`, from /proc (zombies are dead already)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid and fields[0] != "Z":
+                members.append(int(stat.parent.name))
+    return members
 
 
 def _date(value: str) -> dt.date:

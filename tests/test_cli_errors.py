@@ -111,8 +111,11 @@ def test_a_refused_token_names_what_the_hub_said(ran, tmp_path):
 
 
 def _session_processes(sid: int) -> list[int]:
-    out = subprocess.run(["ps", "-e", "-o", "pid=,sid="], capture_output=True, text=True).stdout
-    return [int(pid) for pid, s in (line.split() for line in out.splitlines()) if int(s) == sid]
+    """The processes of session `sid` still alive: a zombie has stopped already, and waits only for
+    init to reap it (these processes' parent is gone)."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,sid=,stat="], capture_output=True, text=True).stdout
+    return [int(pid) for pid, s, stat in (line.split() for line in out.splitlines())
+            if int(s) == sid and not stat.startswith("Z")]
 
 
 @pytest.mark.slow
