@@ -143,16 +143,22 @@ version was built from; `CHANGELOG.md` says what each version changed.
     return str(DatasetCard(f"---\n{card_data(papers.height, configs).to_yaml()}\n---\n{body}"))
 
 
+CHANGELOG_LISTED = 100  # papers named a kind of change; the `changes` config of the version has every one
+
+
 def changelog_section(version: str, created_at: str, changes: pl.DataFrame, note: str | None = None) -> str:
     lines = [f"## {version} ({created_at})", ""] + ([f"**{note}**", ""] if note else [])
     for kind in ("added", "changed", "removed"):
         rows = changes.filter(pl.col("change") == kind)
         lines.append(f"### {kind.capitalize()}: {rows.height}")
         lines.append("")
-        for row in rows.iter_rows(named=True):
+        for row in rows.head(CHANGELOG_LISTED).iter_rows(named=True):
             detail = f" ({', '.join(row['columns'])})" if row["columns"] else ""
             if row["merged_into"]:
                 detail = f" (now an alias of `{row['merged_into']}`)"
             lines.append(f"- `{row['paper_id']}` {row['title']}{detail}")
+        if rows.height > CHANGELOG_LISTED:
+            lines.append(f"- … and {rows.height - CHANGELOG_LISTED:,} more: the `changes` config of this version "
+                         "lists every one")
         lines.append("")
     return "\n".join(lines)

@@ -41,3 +41,14 @@ def test_no_change_prepares_nothing():
     bumped = {**tables, "papers": papers.with_columns(upvotes=pl.lit(2, pl.Int32))}
     second = release.prepare(bumped, captures, tables, [first.version], "", now)
     assert second.version == "v2026.11.22.1" and second.changes["change"].to_list() == ["changed"]
+
+
+def test_a_big_version_names_a_hundred_papers_a_kind_and_counts_the_rest():
+    papers = schema.conform([paper(f"p{i:04d}", f"Paper {i}", i) for i in range(250)], schema.PAPERS)
+    tables = {"papers": papers, "sightings": schema.empty(schema.SIGHTINGS), "aliases": schema.empty(schema.ALIASES)}
+    now = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
+    first = release.prepare(tables, schema.empty(schema.CAPTURES), None, [], "", now)
+    section = first.changelog_section
+    assert "### Added: 250" in section and section.count("\n- `p") == 100
+    assert "- … and 150 more: the `changes` config of this version lists every one" in section
+    assert first.changes.height == 250 and first.counts["changes"] == 250
