@@ -300,8 +300,8 @@ STOP_GRACE_SECONDS = 20
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _dagster_home(DataDir.resolve())
     print(f"Dagster instance: {home}", file=sys.stderr)
-    # dagster dev starts a webserver, a daemon and code servers: its own process group, so that
-    # Ctrl-C or SIGTERM here stops every one of them
+    # dagster dev starts a webserver, a daemon and code servers: in a session of their own, so that
+    # Ctrl-C or SIGTERM here stops every one of them (and a Ctrl-C reaches them only through here)
     ui = subprocess.Popen([sys.executable, "-m", "dagster", "dev", "-w", str(WORKSPACE), "-p", str(args.port)],
                           start_new_session=True)
     stopping = []

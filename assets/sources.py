@@ -35,8 +35,9 @@ class HubResource(dg.ConfigurableResource):
     attempts: int = 6
 
     def client(self) -> Client:
-        return Client(self.base_url or HUB_URL.get_value() or "https://huggingface.co", token=TOKEN.get_value() or None,
-                      per_second=self.requests_per_second, timeout=self.timeout_seconds, max_bytes=self.max_bytes, attempts=self.attempts)
+        return Client(self.base_url or HUB_URL.get_value() or "https://huggingface.co",
+                      token=TOKEN.get_value() or None, per_second=self.requests_per_second,
+                      timeout=self.timeout_seconds, max_bytes=self.max_bytes, attempts=self.attempts)
 
 
 class DailyConfig(dg.Config):

@@ -42,7 +42,8 @@ RELEASE_AUTO = (AUTO & dg.AutomationCondition.all_deps_blocking_checks_passed())
 @contextmanager
 def user_errors():
     """What an operator can cause or meet (a busy, damaged or unaudited data directory, a refused
-    release, a full disk or a read-only folder) fails the step with its one-line message, not a traceback; Dagster does not retry it."""
+    release, a full disk or a read-only folder) fails the step with its one-line message, not a
+    traceback; Dagster does not retry it."""
     try:
         yield
     except (store.StoreError, store.Busy, release.ReleaseRefused, publish.PublishError, publish.PublishConflict,

@@ -57,7 +57,8 @@ def reference(tmp_path_factory):
     """An uninterrupted run on the samples on an ordinary disk, and the bytes it needed."""
     data = tmp_path_factory.mktemp("reference") / "data"
     env = {**os.environ, "PAPERS_DATA_DIR": str(data), "DAGSTER_HOME": str(data / "dagster")}
-    assert subprocess.run(PAPERS.split() + ["run"], env=env, capture_output=True, timeout=300).returncode == 0
+    assert subprocess.run([sys.executable, "-m", "assets.cli", "run"], env=env, capture_output=True,
+                          timeout=300).returncode == 0
     used = sum(p.stat().st_size for p in data.rglob("*") if p.is_file())
     return data, used
 
