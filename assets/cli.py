@@ -327,6 +327,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
         for pid in left:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # where there is no /proc, the group is what is known
+            os.killpg(ui.pid, signal.SIGKILL)
         ui.wait()
         print("papers ui: stopped", file=sys.stderr)
         return 128 + stopping[0]
