@@ -65,6 +65,8 @@ def _fail_dead_runs(instance) -> None:
             continue
         instance.report_run_failed(run, f"the process of this run (pid {pid}) died before the run finished; "
                                         "the next run recovers the data directory")
+        # Its claim on a pool's slot (say `hf_api`) would otherwise block every later run of the pool.
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
 
 
 def _alive(pid: int) -> bool:
@@ -85,7 +87,9 @@ def _dagster_home(data_dir: DataDir) -> Path:
     settings = home / "dagster.yaml"
     if not settings.exists():
         # One op of the `hf_api` pool at a time across runs: a backfill cannot flood the site.
-        settings.write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
+        # The daemon of `dagster dev` frees the pool slots a run that died still held, a minute after.
+        settings.write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+                            "run_monitoring:\n  enabled: true\n  free_slots_after_run_end_seconds: 60\n")
     return home
 
 

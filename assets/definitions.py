@@ -9,6 +9,7 @@ import sys
 import dagster as dg
 
 from assets import sources, stages
+from assets.sources import RECAPTURE_DAYS
 from assets.resources import DataDirResource, ReleaseTargetResource
 
 # The pipeline from the captures on: it needs no network.
@@ -40,20 +41,20 @@ search_job = dg.define_asset_job(
     description="Fetch the configured paper searches and papers pages.",
 )
 
-RECAPTURE_DAYS = 14  # upvotes keep changing for about two weeks after a paper is listed
-
-
 @dg.schedule(job=daily_scrape_job, cron_schedule="30 6 * * *", execution_timezone="UTC",
-             description=f"Every morning, fetch the last {RECAPTURE_DAYS} days of daily papers again (conditionally): "
-                         "each changed page is a new capture, so upvote histories grow.")
+             description=f"Every morning, fetch the last {RECAPTURE_DAYS} days of daily papers again (conditionally), "
+                         "in one run: each changed page is a new capture, so upvote histories grow.")
 def daily_papers_schedule(context: dg.ScheduleEvaluationContext):
     today = context.scheduled_execution_time.date()
-    first = dt.date.fromisoformat(sources.daily_partitions.start.strftime("%Y-%m-%d"))
-    for back in range(RECAPTURE_DAYS):
-        day = today - dt.timedelta(days=back)
-        if day >= first:
-            yield dg.RunRequest(run_key=f"{day.isoformat()}@{today.isoformat()}", partition_key=day.isoformat(),
-                                run_config={"ops": {"daily_papers": {"config": {"refresh": True}}}})
+    first = max(today - dt.timedelta(days=RECAPTURE_DAYS - 1),
+                dt.date.fromisoformat(sources.daily_partitions.start.strftime("%Y-%m-%d")))
+    if first > today:
+        return dg.SkipReason(f"{today} is before the first day of daily papers")
+    return dg.RunRequest(run_key=f"{first.isoformat()}..{today.isoformat()}",
+                         # Dagster's tags for a run over a range of partitions
+                         tags={"dagster/asset_partition_range_start": first.isoformat(),
+                               "dagster/asset_partition_range_end": today.isoformat()},
+                         run_config={"ops": {"daily_papers": {"config": {"refresh": True}}}})
 
 
 SETTLE_SECONDS = 10  # a file changed more recently may still be being written

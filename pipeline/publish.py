@@ -120,6 +120,7 @@ def prepare(target: Target, current: Latest, tables: dict[str, pl.DataFrame], ca
 def publish(target: Target, prepared: release.Prepared, previous: Latest) -> Published:
     uploads, deletes = plan(prepared, previous.manifest)
     commit = target.commit(uploads, deletes, prepared.message, previous.head)
+    faults.point("release:committed")  # the version is on `main`; the next run tags it
     target.tag(prepared.version, commit, prepared.message)
     return Published(prepared.version, commit, target.location, sorted(uploads), deletes)
 

@@ -64,7 +64,7 @@ def test_a_fetched_day_sets_the_whole_chain_off(data_dir):
     import datetime as dt
 
     from bench.render import api_item
-    from hub_server import HubServer, HubState
+    from bench.hub_server import HubServer, HubState
 
     day = [api_item({"title": "Automated paper", "abstract": "It arrived by itself.", "arxiv_id": "2603.00001",
                      "published_on": dt.date(2026, 3, 9), "upvotes": 1})]

@@ -71,7 +71,7 @@ def test_scrape_then_run_against_a_local_hub(data_dir, tmp_path):
     import datetime as dt
 
     from bench.render import api_item
-    from hub_server import HubServer, HubState
+    from bench.hub_server import HubServer, HubState
 
     day = [api_item({"title": f"Scraped paper {i}", "abstract": f"About scraped thing number {i}.",
                      "arxiv_id": f"2603.{i:05d}", "published_on": dt.date(2026, 3, 9), "upvotes": i})

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from conftest import SAMPLE_FILES
-from hub_repo_server import HubRepoServer
+from bench.hub_repo_server import HubRepoServer
 
 PAPERS = [sys.executable, "-m", "assets.cli"]
 

@@ -16,7 +16,7 @@ from huggingface_hub import DatasetCard
 
 from bench.render import block_page
 from conftest import SAMPLES
-from hub_repo_server import HubRepoServer, git_oid
+from bench.hub_repo_server import HubRepoServer, git_oid
 
 TOKEN = "hf_e2e_Secret_77ab19c3"
 REPO = "user/papers"

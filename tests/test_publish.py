@@ -7,7 +7,7 @@ import json
 import polars as pl
 import pytest
 
-from hub_repo_server import HubRepoServer
+from bench.hub_repo_server import HubRepoServer
 from pipeline import publish, release, schema
 
 TOKEN = "hf_test_Secret_4f9c2a"

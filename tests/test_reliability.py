@@ -191,7 +191,7 @@ def test_two_runs_at_once_end_with_one_result_and_a_clear_error_for_the_loser(sc
 
 def test_the_same_partition_twice_gives_identical_tables_and_no_new_release(tmp_path):
     from assets.sources import HubResource, daily_papers
-    from hub_server import HubServer, HubState
+    from bench.hub_server import HubServer, HubState
 
     day = [api_item({"title": f"Repeatable paper {i}", "abstract": f"Always the same, part {i}.",
                      "arxiv_id": f"2604.{i:05d}", "published_on": dt.date(2026, 4, 2), "upvotes": i})
@@ -279,7 +279,7 @@ def test_the_query_command_cannot_write_anything(scenario, tmp_path, capsys, mon
 @pytest.mark.slow
 def test_a_backfill_against_a_flaky_server_captures_every_page_exactly_once(tmp_path):
     from assets.sources import HubResource, daily_papers
-    from hub_server import HubServer, HubState
+    from bench.hub_server import HubServer, HubState
     from pipeline.sources.hub import PAGE_SIZE
 
     days = [(dt.date(2026, 2, 1) + dt.timedelta(days=i)).isoformat() for i in range(12)]

@@ -11,7 +11,7 @@ from assets.definitions import ALL_ASSETS
 from assets.resources import DataDirResource, ReleaseTargetResource
 from assets.sources import HubResource, daily_papers, searched_papers
 from bench.render import api_item
-from hub_server import HubServer, HubState
+from bench.hub_server import HubServer, HubState
 from pipeline import parse
 from pipeline.paths import DataDir
 from pipeline.sources.http import Client
@@ -174,16 +174,49 @@ def test_no_network_fails_with_one_clear_message(tmp_path):
     assert "could not fetch anything from http://127.0.0.1:9" in message and "ConnectError" in message
 
 
-def test_the_daily_schedule_recaptures_the_last_two_weeks():
+def test_the_daily_schedule_recaptures_the_last_two_weeks_in_one_run():
     from assets.definitions import RECAPTURE_DAYS, daily_papers_schedule, defs
 
     when = dt.datetime(2026, 11, 22, 6, 30, tzinfo=dt.timezone.utc)
-    with dg.build_schedule_context(scheduled_execution_time=when) as context:
-        requests = list(daily_papers_schedule(context))
-    assert [r.partition_key for r in requests] == [
-        (dt.date(2026, 11, 22) - dt.timedelta(days=i)).isoformat() for i in range(RECAPTURE_DAYS)]
-    assert all(r.run_config["ops"]["daily_papers"]["config"]["refresh"] for r in requests)
+    with dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def()) as context:
+        (request,) = daily_papers_schedule.evaluate_tick(context).run_requests
+    first = dt.date(2026, 11, 22) - dt.timedelta(days=RECAPTURE_DAYS - 1)
+    assert request.tags["dagster/asset_partition_range_start"] == first.isoformat()
+    assert request.tags["dagster/asset_partition_range_end"] == "2026-11-22"
+    assert request.run_config["ops"]["daily_papers"]["config"]["refresh"]
     assert defs.resolve_schedule_def("daily_papers_schedule").job_name == "daily_scrape_job"
+
+    # the first days of Daily Papers have fewer days behind them
+    from pipeline.sources.hub import FIRST_DAY
+
+    at_start = dt.datetime.combine(FIRST_DAY + dt.timedelta(days=2), dt.time(6, 30), tzinfo=dt.timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=at_start,
+                                   repository_def=defs.get_repository_def()) as context:
+        (request,) = daily_papers_schedule.evaluate_tick(context).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == FIRST_DAY.isoformat()
+
+
+def test_one_run_fetches_a_range_of_days_each_its_own_commit(tmp_path):
+    """The schedule's run (a range of partitions): every day is fetched, a day that fails does not
+    stop the others, and each day's partition is materialized."""
+    days = {f"2026-03-{d:02d}": [api_item({"title": f"Paper of the {d}th", "arxiv_id": f"2603.{d:05d}",
+                                            "published_on": dt.date(2026, 3, d), "upvotes": d})] for d in (9, 10, 11)}
+    data = tmp_path / "data"
+    with HubServer(HubState(days, faults=[None, 500])) as server, dg.DagsterInstance.ephemeral() as instance:
+        resources = {"datadir": DataDirResource(data_dir=str(data)), "hub": HubResource(base_url=server.url, attempts=1)}
+        result = dg.materialize([daily_papers], resources=resources, instance=instance, tags={
+            "dagster/asset_partition_range_start": "2026-03-09", "dagster/asset_partition_range_end": "2026-03-11"})
+        asked = [r["query"]["date"] for r in server.state.requests]
+        assert instance.get_materialized_partitions(dg.AssetKey("daily_papers")) == set(days)
+    assert result.success
+    assert asked == ["2026-03-09", "2026-03-10", "2026-03-11"]
+    (event,) = result.get_asset_materialization_events()[:1]
+    assert event.materialization.metadata["failed_pages_of"].value == ["daily/2026-03-10"]
+    for day in days:
+        captures = pl.read_parquet(data / "fetched" / "daily" / f"{day}.captures.parquet")
+        log = pl.read_parquet(data / "fetched" / "daily" / f"{day}.log.parquet")
+        assert captures.height == (day != "2026-03-10") and log["outcome"].to_list() == [
+            "failed" if day == "2026-03-10" else "captured"]
 
 
 @pytest.mark.parametrize("headers, wait", [

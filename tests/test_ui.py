@@ -115,7 +115,7 @@ def dagster(tmp_path_factory):
     """`dagster dev` on workspace.yaml with a fresh instance and data directory; the live sources
     point at a local Hub that serves one day of daily papers."""
     from bench.render import api_item
-    from hub_server import HubServer, HubState
+    from bench.hub_server import HubServer, HubState
 
     day = [api_item({"title": f"Operator paper {i}", "abstract": f"What operators see, part {i}.",
                      "arxiv_id": f"2603.{i:05d}", "published_on": dt.date(2026, 3, 9), "upvotes": 10 + i})

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from hub_server import LocalServer, QuietHandler
+from bench.hub_server import LocalServer, QuietHandler
 
 
 def git_oid(data: bytes) -> str:
