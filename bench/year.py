@@ -266,7 +266,6 @@ class Kill:
     run: str  # scrape | automation
     point: str
     killed: bool = False  # the child died of SIGKILL at that point, as planned
-    run_id: str | None = None
 
 
 class Simulation:
@@ -501,16 +500,11 @@ def check(sim: Simulation, first: dt.date, last: dt.date, sample: int = 4) -> li
     got: dict[str, set] = {}
     for arxiv_id, day, upvotes in history.iter_rows():
         got.setdefault(arxiv_id, set()).add((day, upvotes))
-    differ = [a for a in expected_history if got.get(a) != expected_history[a]]
+    differ = sorted(a for a in set(expected_history) | set(got) if got.get(a) != expected_history.get(a))
     if differ:
         a = differ[0]
         problems.append(f"{len(differ)} papers' upvote histories differ from what was served, e.g. {a}: "
-                        f"{sorted(got.get(a, set()))[:4]} vs {sorted(expected_history[a])[:4]}")
-    short = [a for a in listed if (last - model.papers[a].listed).days >= 14
-             and len({u for _, u in got.get(a, set())}) < len({model.papers[a].upvotes_on(model.papers[a].listed
-                                                              + dt.timedelta(days=k)) for k in range(1, 14)})]
-    if short:
-        problems.append(f"{len(short)} papers' histories miss upvote values of their first two weeks: {short[:5]}")
+                        f"{sorted(got.get(a, set()))[:4]} vs {sorted(expected_history.get(a, set()))[:4]}")
 
     # a release for each day with news, none for a day without; one tag per version
     repo = sim.repo_server.repos[REPO]
@@ -567,8 +561,8 @@ def check(sim: Simulation, first: dt.date, last: dt.date, sample: int = 4) -> li
     if unfinished:
         problems.append(f"{len(unfinished)} runs left {unfinished[0].status.value}")
     failed_runs = {r.run_id for r in sim.instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))}
-    killed = {k.run_id for k in sim.kills}
-    if len(failed_runs) != len([k for k in sim.kills if k.killed]):
+    killed = [k for k in sim.kills if k.killed]
+    if len(failed_runs) != len(killed):
         problems.append(f"{len(failed_runs)} runs failed, {len(killed)} were killed")
     missed = [f"{k.day} {k.point}" for k in sim.kills if first <= k.day <= last and not k.killed]
     if missed:
@@ -615,7 +609,8 @@ def run_year(work: Path, model: Model, legs: list[tuple[dt.date, dt.date]], prog
                 "runs": dict(sim.runs - before["runs"]), "releases": len(sim.repo_tags()) - before["tags"],
                 "requests": server.requests - before["requests"],
                 "faults": dict(server.faults - before["faults"]),
-                "kills": [f"{k.day} {k.run} at {k.point}" for k in sim.kills if first <= k.day <= last],
+                "kills": [{"day": k.day.isoformat(), "run": k.run, "point": k.point, "killed": k.killed}
+                          for k in sim.kills if first <= k.day <= last],
                 "bytes_uploaded": _uploaded(repo_server) - before["uploaded"],
                 "store_bytes_before": before["store"], "store_bytes_after": _size(work / "data"),
                 "problems": problems})
