@@ -41,6 +41,8 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import polars as pl
+
 from bench.hub_server import LocalServer, QuietHandler
 from bench.render import api_item
 
@@ -104,7 +106,7 @@ class Model:
         rng = random.Random(seed)
         self.start, self.days = start, days
         self.end = start + dt.timedelta(days=days - 1)
-        self.field_day = field_day or start + dt.timedelta(days=days // 2)
+        self.field_day = field_day or start + dt.timedelta(days=min(days, 365) // 2)  # mid-(first) year
         syllables = [a + b for a in "bcdfghklmnprstvz" for b in ("a", "e", "i", "o", "u", "ai", "ou")]
         words = sorted({"".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(6000)})
         names = [f"{rng.choice(words).title()} {rng.choice(words).title()}" for _ in range(3000)]
@@ -416,11 +418,9 @@ def news_days(served: list[Served]) -> set[dt.date]:
     return days
 
 
-def release_tables(repo, tag: str) -> tuple[dict, "pl.DataFrame"]:
+def release_tables(repo, tag: str) -> tuple[dict, pl.DataFrame]:
     """The manifest and the `papers` rows of a tag, read from the repository server's storage."""
     import io
-
-    import polars as pl
 
     tree = repo.commits[repo.tags[tag]]
     manifest = json.loads(tree["manifest.json"])
@@ -453,7 +453,6 @@ def load_with_datasets(repo_url: str, tags: list[str]) -> dict[str, dict[str, in
 def check(sim: Simulation, first: dt.date, last: dt.date, sample: int = 4) -> list[str]:
     """Every way the pipeline's year differs from what the server served; [] when it held."""
     import dagster as dg
-    import polars as pl
 
     from pipeline import store
     from pipeline.paths import DataDir
