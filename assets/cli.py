@@ -144,6 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_scrape(args: argparse.Namespace) -> int:
     """Fetch through Dagster (recorded in the instance the UI shows); `papers run` then processes."""
     from assets.definitions import defs
+    from assets.sources import RECAPTURE_DAYS
 
     data_dir = DataDir.resolve()
     days = []
@@ -152,13 +153,18 @@ def cmd_scrape(args: argparse.Namespace) -> int:
         days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     failed = 0
     logging = {"loggers": {"terminal": {}}}
+    # Runs of up to RECAPTURE_DAYS days, as a backfill in the UI makes them (`daily_papers`' policy)
+    chunks = [days[i:i + RECAPTURE_DAYS] for i in range(0, len(days), RECAPTURE_DAYS)]
     with _instance(data_dir) as instance:
-        for n, day in enumerate(days, 1):
-            print(f"[{n}/{len(days)}] daily papers of {day}", file=sys.stderr)
+        for n, chunk in enumerate(chunks, 1):
+            what = f"daily papers of {chunk[0]}" + (f"..{chunk[-1]}" if len(chunk) > 1 else "")
+            print(f"[{n}/{len(chunks)}] {what}", file=sys.stderr)
             result = defs.resolve_job_def("daily_scrape_job").execute_in_process(
-                instance=instance, partition_key=day.isoformat(), raise_on_error=False, tags=_run_tags(),
-                run_config={**logging, "ops": {"daily_papers": {"config": {"refresh": args.refresh}}}})
-            failed += _report_failure(result, f"daily papers of {day}")
+                instance=instance, raise_on_error=False, run_config={
+                    **logging, "ops": {"daily_papers": {"config": {"refresh": args.refresh}}}},
+                tags={**_run_tags(), "dagster/asset_partition_range_start": chunk[0].isoformat(),
+                      "dagster/asset_partition_range_end": chunk[-1].isoformat()})
+            failed += _report_failure(result, what)
         if args.search or args.page:
             result = defs.resolve_job_def("search_job").execute_in_process(
                 instance=instance, raise_on_error=False, tags=_run_tags(), run_config={

@@ -83,7 +83,7 @@ def test_scrape_then_run_against_a_local_hub(data_dir, tmp_path):
         scraped = subprocess.run(PAPERS + ["scrape", "--from", "2026-03-08", "--to", "2026-03-09"],
                                  capture_output=True, text=True, env=env, timeout=300)
     assert scraped.returncode == 0, scraped.stderr
-    assert "[2/2] daily papers of 2026-03-09" in scraped.stderr and "1 pages done" in scraped.stderr
+    assert "[1/1] daily papers of 2026-03-08..2026-03-09" in scraped.stderr and "1 pages done" in scraped.stderr
     done = run(["run", "--captures", str(empty)], data_dir)  # the server is gone: replay only
     assert done.returncode == 0, done.stderr
     query = run(["query", "SELECT count(*) FROM papers WHERE arxiv_id LIKE '2603.%'"], data_dir)
