@@ -2,7 +2,7 @@
 
 They only fetch: each writes its captures and fetch log under `data/fetched/`, and the `captures`
 asset gathers them with the imported files. The main job leaves them out, so that it runs with no
-network; `daily_scrape_job` runs them, one day a partition.
+network; `daily_scrape_job` runs them, one partition a day and up to 14 days a run.
 """
 
 import datetime as dt
