@@ -318,11 +318,11 @@ class Simulation:
             context = dg.build_schedule_context(instance=self.instance, scheduled_execution_time=morning,
                                                 repository_def=self.defs.get_repository_def())
             requests = daily_papers_schedule.evaluate_tick(context).run_requests or []
-            for n, request in enumerate(requests):
+            for request in requests:
                 config = {**request.run_config, "resources": {"hub": {"config": HUB_CONFIG}}}
                 tags = {**request.tags, "dagster/run_key": request.run_key,
                         "dagster/schedule_name": daily_papers_schedule.name}
-                killing = kill if kill and kill.run == "scrape" and n == 0 else None
+                killing = kill if kill and kill.run == "scrape" and not kill.killed else None
                 self.launch("daily_scrape_job", killing, run_config=config, partition_key=request.partition_key,
                             tags=tags)
             for _ in range(5):  # the automation sensor's ticks, until it asks for nothing
