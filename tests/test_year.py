@@ -19,7 +19,7 @@ START, DAYS = dt.date(2024, 12, 2), 91  # the year-end break and the API's new f
 
 
 @pytest.mark.slow
-def test_a_quarter_of_unattended_operation(tmp_path):
+def test_a_quarter_of_unattended_operation(tmp_path, monkeypatch):
     work = tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
     run = subprocess.run([sys.executable, "-m", "bench.year", "--start", START.isoformat(), "--days", str(DAYS),
@@ -39,7 +39,8 @@ def test_a_quarter_of_unattended_operation(tmp_path):
     model = Model(START, DAYS)
     end = START + dt.timedelta(days=DAYS - 1)
     listed = {p.arxiv_id: p for day, papers in model.lists.items() for p in papers}
-    with duckdb.connect(str(work / "data" / "catalog.duckdb"), read_only=True) as db:
+    monkeypatch.chdir(work / "data")  # the catalog's views name the tables relative to it
+    with duckdb.connect("catalog.duckdb", read_only=True) as db:
         rows = db.sql("SELECT arxiv_id, upvotes FROM papers").fetchall()
         history = db.sql("""SELECT p.arxiv_id, list(DISTINCT s.upvotes) FROM sightings s
                                 JOIN papers p USING (paper_id) GROUP BY p.arxiv_id""").fetchall()
@@ -52,5 +53,9 @@ def test_a_quarter_of_unattended_operation(tmp_path):
         had = {paper.upvotes_on(paper.listed + dt.timedelta(days=d)) for d in range((end - paper.listed).days + 1)}
         assert set(values) <= had, arxiv_id
         assert arxiv_id not in settled or paper.upvotes in values
-    growing = [a for a, values in history if len(set(values)) > 1]
-    assert len(growing) > len(history) / 2  # histories, not single values
+    # and papers whose upvotes grew have a history, not a single value (a page lost to the day's
+    # kill or to the failing second page can hide the first value of a few)
+    grew = [a for a in settled if len({listed[a].upvotes_on(listed[a].listed + dt.timedelta(days=d))
+                                       for d in range(14)}) > 1]
+    with_history = [a for a in grew if len(dict(history)[a]) > 1]
+    assert len(with_history) >= 0.95 * len(grew) > 0
