@@ -81,11 +81,14 @@ class Paper:
     def age(self, day: dt.date) -> int:
         return (day - self.listed).days
 
+    def _grown(self, settled: int, day: dt.date) -> int:
+        return round(settled * min(1.0, (self.age(day) + 1) / self.grow_days))
+
     def upvotes_on(self, day: dt.date) -> int:
-        return round(self.upvotes * min(1.0, (self.age(day) + 1) / self.grow_days))
+        return self._grown(self.upvotes, day)
 
     def comments_on(self, day: dt.date) -> int:
-        return round(self.comments * min(1.0, (self.age(day) + 1) / self.grow_days))
+        return self._grown(self.comments, day)
 
     def text_on(self, day: dt.date) -> tuple[str, str]:
         if self.revised and self.age(day) >= self.revised[0]:
@@ -104,8 +107,7 @@ class Model:
 
     def __init__(self, start: dt.date, days: int, seed: int = 2024, field_day: dt.date | None = None):
         rng = random.Random(seed)
-        self.start, self.days = start, days
-        self.end = start + dt.timedelta(days=days - 1)
+        self.start = start
         self.field_day = field_day or start + dt.timedelta(days=min(days, 365) // 2)  # mid-(first) year
         syllables = [a + b for a in "bcdfghklmnprstvz" for b in ("a", "e", "i", "o", "u", "ai", "ou")]
         words = sorted({"".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(6000)})
@@ -418,15 +420,13 @@ def news_days(served: list[Served]) -> set[dt.date]:
     return days
 
 
-def release_tables(repo, tag: str) -> tuple[dict, pl.DataFrame]:
-    """The manifest and the `papers` rows of a tag, read from the repository server's storage."""
+def release_papers(repo, tag: str) -> pl.DataFrame:
+    """A tag's `papers` (the three columns the checks read), from the repository server's storage."""
     import io
 
     tree = repo.commits[repo.tags[tag]]
-    manifest = json.loads(tree["manifest.json"])
-    papers = [pl.read_parquet(io.BytesIO(tree[p]), columns=["arxiv_id", "paper_id", "upvotes"])
-              for p in sorted(tree) if p.startswith("data/papers/")]
-    return manifest, pl.concat(papers)
+    return pl.concat([pl.read_parquet(io.BytesIO(tree[p]), columns=["arxiv_id", "paper_id", "upvotes"])
+                      for p in sorted(tree) if p.startswith("data/papers/")])
 
 
 def load_with_datasets(repo_url: str, tags: list[str]) -> dict[str, dict[str, int]]:
@@ -513,7 +513,8 @@ def check(sim: Simulation, first: dt.date, last: dt.date, sample: int = 4) -> li
     repo = sim.repo_server.repos[REPO]
     # one tag at a time, three columns: two years of releases do not fit in memory whole
     manifests = {tag: json.loads(repo.commits[sha]["manifest.json"]) for tag, sha in repo.tags.items()}
-    release_days = Counter(dt.datetime.fromisoformat(m["created_at"]).date() for m in manifests.values())
+    day_of = {tag: dt.datetime.fromisoformat(m["created_at"]).date() for tag, m in manifests.items()}
+    release_days = Counter(day_of.values())
     expected = {d for d in news_days(served) if first <= d <= last}
     for kill in sim.kills:
         if kill.run == "automation" and kill.point != "release:committed" and first <= kill.day <= last:
@@ -526,35 +527,39 @@ def check(sim: Simulation, first: dt.date, last: dt.date, sample: int = 4) -> li
     twice = [d for d, n in release_days.items() if n > 1]
     if twice:
         problems.append(f"more than one release on {twice[:5]}")
-    untagged = [c for c in repo.commits if c not in set(repo.tags.values()) and repo.parents[c] is not None
-                and c in _main_history(repo)]
+    tagged = set(repo.tags.values())
+    untagged = [c for c in _main_history(repo) if c not in tagged and repo.parents[c] is not None]
     if untagged:
         problems.append(f"{len(untagged)} commits on main without a tag")
 
     # what each release holds is what the server had served by its day; ids never change
+    tags_in_range = sorted(t for t, d in day_of.items() if first <= d <= last)
+    picked = sorted({tags_in_range[round(i * (len(tags_in_range) - 1) / max(1, sample - 1))]
+                     for i in range(sample)}) if tags_in_range else []
     ids: dict[str, str] = {}
     moved = set()
-    for tag, manifest in sorted(manifests.items()):
-        table = release_tables(repo, tag)[1]
-        day = dt.datetime.fromisoformat(manifest["created_at"]).date()
-        state = expected_state(served, day)
-        if dict(zip(table["arxiv_id"], table["upvotes"])) != {a: v[0] for a, v in state.items()}:
-            problems.append(f"release {tag} does not hold what was served up to {day}")
+    upvotes, kept = {}, iter(s for s in served if not s.lost)  # served in time order: one pass for all tags
+    pending = next(kept, None)
+    picked_upvotes = {}
+    for tag in sorted(manifests, key=lambda t: (day_of[t], t)):
+        while pending is not None and pending.day <= day_of[tag]:
+            upvotes.update((arxiv_id, up) for arxiv_id, up, _, _ in pending.papers)
+            pending = next(kept, None)
+        table = release_papers(repo, tag)
+        if dict(zip(table["arxiv_id"], table["upvotes"])) != upvotes:
+            problems.append(f"release {tag} does not hold what was served up to {day_of[tag]}")
+        if tag in picked:
+            picked_upvotes[tag] = dict(upvotes)
         for arxiv_id, paper_id in zip(table["arxiv_id"], table["paper_id"]):
             if ids.setdefault(arxiv_id, paper_id) != paper_id:
                 moved.add(arxiv_id)
     moved |= {a for a, r in held.items() if ids.get(a, r["paper_id"]) != r["paper_id"]}
     if moved:
         problems.append(f"{len(moved)} papers changed id between releases: {sorted(moved)[:5]}")
-    tags_in_range = sorted(t for t, m in manifests.items()
-                           if first <= dt.datetime.fromisoformat(m["created_at"]).date() <= last)
-    picked = sorted({tags_in_range[round(i * (len(tags_in_range) - 1) / max(1, sample - 1))]
-                     for i in range(sample)}) if tags_in_range else []
     loaded = load_with_datasets(sim.repo_server.url, picked)
     for tag in picked:
-        day = dt.datetime.fromisoformat(manifests[tag]["created_at"]).date()
-        if loaded[tag] != {a: v[0] for a, v in expected_state(served, day).items()}:
-            problems.append(f"load_dataset(revision={tag!r}) does not give what was served up to {day}")
+        if loaded[tag] != picked_upvotes[tag]:
+            problems.append(f"load_dataset(revision={tag!r}) does not give what was served up to {day_of[tag]}")
 
     # no check failed, no run left behind, no run failed but the killed ones
     failed_checks = [(d, name) for d, name, passed in sim.check_results if not passed and first <= d <= last]
