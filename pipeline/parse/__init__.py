@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
-from pipeline import schema
+from pipeline import schema, workers
 from pipeline.normalize import title_key_expr
 from pipeline.parse import api_json, html_page, text_block, text_compact
 from pipeline.parse.common import ParseContext, Reject, excerpt
@@ -128,22 +129,19 @@ def to_frames(listings: list[dict], rejects: list[dict]) -> tuple[pl.DataFrame, 
     return frame, schema.conform(rejects, schema.REJECTS)
 
 
-BATCH_ROWS = 50_000
-
-
 def parse_captures(captures: pl.DataFrame, data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`listings` and `rejects` for every capture, read back from the raw store (no network).
-    Rows become columns a batch at a time, so memory holds Python objects for one batch only."""
-    listing_frames, reject_frames, listings, rejects = [], [], [], []
-    for capture in captures.iter_rows(named=True):
+    """`listings` and `rejects` for every capture, read back from the raw store (no network), on
+    every core when there are many. Rows become columns a chunk of captures at a time, so memory
+    holds Python objects for one chunk only."""
+    frames = list(workers.map_chunks(partial(_parse_chunk, data_dir), captures.to_dicts())) or [to_frames([], [])]
+    return pl.concat([f[0] for f in frames]), pl.concat([f[1] for f in frames])
+
+
+def _parse_chunk(data_dir: Path, captures: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    listings, rejects = [], []
+    for capture in captures:
         data = (data_dir / capture["raw_path"]).read_bytes() if capture["raw_path"] else b""
         rows, bad = parse_capture(capture, data)
         listings.extend(rows)
         rejects.extend(bad)
-        if len(listings) >= BATCH_ROWS:
-            frames = to_frames(listings, rejects)
-            listing_frames.append(frames[0])
-            reject_frames.append(frames[1])
-            listings, rejects = [], []
-    frames = to_frames(listings, rejects)
-    return pl.concat([*listing_frames, frames[0]]), pl.concat([*reject_frames, frames[1]])
+    return to_frames(listings, rejects)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from functools import partial
 from pathlib import Path
 
 import polars as pl
 
-from pipeline import parse, rawstore, schema
+from pipeline import parse, rawstore, schema, workers
 from pipeline.parse.common import local_dates
 from pipeline.paths import DataDir
 
@@ -95,38 +96,44 @@ def capture_time(fmt: str, data: bytes, path: Path, given: dt.datetime | None) -
 
 def import_folder(data_dir: DataDir, folder: Path, known_ids: set[str],
                   captured_at: dt.datetime | None = None) -> pl.DataFrame:
-    """`captures` rows for the files of `folder` whose bytes are not among `known_ids` yet."""
+    """`captures` rows for the files of `folder` whose bytes are not among `known_ids` yet (a file
+    whose bytes an earlier file of the folder had is the same capture)."""
+    work = partial(_import_files, data_dir, folder, captured_at, frozenset(known_ids))
     rows, seen = [], set(known_ids)
-    for path in capture_files(folder):
-        info = path.stat()
-        if info.st_size > MAX_CAPTURE_BYTES:  # recorded (parsing rejects it), never read whole nor stored
-            with open(path, "rb") as fh:
-                capture_id = hashlib.file_digest(fh, "sha256").hexdigest()
-            if capture_id not in seen:
-                seen.add(capture_id)
-                rows.append({"capture_id": capture_id, "source": "text_capture", "format": parse.TOO_LARGE,
-                             "origin": path.relative_to(folder).as_posix(), "params": json.dumps({}),
-                             "captured_at": dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc),
-                             "captured_at_basis": "file_mtime", "n_bytes": info.st_size, "raw_path": None})
-            continue
-        data = path.read_bytes()
-        capture_id, raw_path = rawstore.put(data_dir, data)
-        if capture_id in seen:
-            continue
-        seen.add(capture_id)
-        fmt = parse.detect(data)
-        when, basis = capture_time(fmt, data, path, captured_at)
-        rows.append({
-            "capture_id": capture_id,
-            "source": parse.source_of(fmt),
-            "format": fmt,
-            "origin": path.relative_to(folder).as_posix(),
-            "params": json.dumps({}),
-            "captured_at": when,
-            "captured_at_basis": basis,
-            "http_status": None,
-            "content_type": None,
-            "n_bytes": len(data),
-            "raw_path": raw_path,
-        })
+    for chunk in workers.map_chunks(work, capture_files(folder)):
+        for row in chunk:
+            if row["capture_id"] not in seen:
+                seen.add(row["capture_id"])
+                rows.append(row)
     return schema.conform(rows, schema.CAPTURES)
+
+
+def _import_files(data_dir: DataDir, folder: Path, captured_at: dt.datetime | None, known: frozenset[str],
+                  paths: list[Path]) -> list[dict]:
+    """Store the files' bytes in the raw store; a `captures` row for each whose bytes are not `known`."""
+    with rawstore.Batch(data_dir) as raw:
+        rows = [_import_file(raw, folder, path, captured_at, known) for path in paths]
+    return [row for row in rows if row is not None]
+
+
+def _import_file(raw: rawstore.Batch, folder: Path, path: Path, captured_at: dt.datetime | None,
+                 known: frozenset[str]) -> dict | None:
+    info = path.stat()
+    origin = path.relative_to(folder).as_posix()
+    if info.st_size > MAX_CAPTURE_BYTES:  # recorded (parsing rejects it), never read whole nor stored
+        with open(path, "rb") as fh:
+            capture_id = hashlib.file_digest(fh, "sha256").hexdigest()
+        if capture_id in known:
+            return None
+        return {"capture_id": capture_id, "source": "text_capture", "format": parse.TOO_LARGE, "origin": origin,
+                "params": json.dumps({}), "captured_at": dt.datetime.fromtimestamp(info.st_mtime, dt.timezone.utc),
+                "captured_at_basis": "file_mtime", "n_bytes": info.st_size, "raw_path": None}
+    data = path.read_bytes()
+    capture_id, raw_path = raw.put(data)
+    if capture_id in known:
+        return None
+    fmt = parse.detect(data)
+    when, basis = capture_time(fmt, data, path, captured_at)
+    return {"capture_id": capture_id, "source": parse.source_of(fmt), "format": fmt, "origin": origin,
+            "params": json.dumps({}), "captured_at": when, "captured_at_basis": basis, "http_status": None,
+            "content_type": None, "n_bytes": len(data), "raw_path": raw_path}

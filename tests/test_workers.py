@@ -1,0 +1,77 @@
+"""Work spread over worker processes gives what the same work gives in one: in order, nothing lost."""
+
+import datetime as dt
+import os
+
+import pytest
+
+from bench.render import block_page
+from pipeline import parse, workers
+from pipeline.paths import DataDir
+from pipeline.sources.folder import import_folder
+
+CAPTURED = dt.date(2026, 3, 4)
+
+
+def pids(chunk):
+    return [(item, os.getpid()) for item in chunk]
+
+
+def fails_on_seven(chunk):
+    if 7 in chunk:
+        raise ValueError("item 7 is bad")
+    return list(chunk)
+
+
+@pytest.fixture
+def spread(monkeypatch):
+    """Workers for any amount of work, three items a chunk."""
+    if workers.cores() < 2:
+        pytest.skip("one core: the work stays in the calling process")
+    monkeypatch.setattr(workers, "MIN_ITEMS", 1)
+    monkeypatch.setattr(workers, "CHUNK_ITEMS", 3)
+
+
+def test_chunks_run_in_other_processes_and_come_back_in_order(spread):
+    out = [row for chunk in workers.map_chunks(pids, list(range(20))) for row in chunk]
+    assert [item for item, _ in out] == list(range(20))
+    assert os.getpid() not in {pid for _, pid in out}
+
+
+def test_an_error_in_a_worker_reaches_the_caller(spread):
+    with pytest.raises(ValueError, match="item 7 is bad"):
+        list(workers.map_chunks(fails_on_seven, list(range(100))))
+
+
+def test_small_work_stays_here():
+    out = [row for chunk in workers.map_chunks(pids, list(range(5))) for row in chunk]
+    assert out == [(item, os.getpid()) for item in range(5)]
+
+
+def test_import_and_parse_in_workers(tmp_path, spread):
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    pages = {}
+    for n in range(10):
+        entries = [{"title": f"Paper {n}.{k} on sparse attention", "abstract": f"We study case {n}.{k}.",
+                    "published_on": CAPTURED - dt.timedelta(days=k), "upvotes": 10 * n + k, "author_count": k + 1}
+                   for k in range(n + 1)]
+        pages[f"page_{n:02d}.txt"] = entries
+        (folder / f"page_{n:02d}.txt").write_text(block_page(entries, CAPTURED))
+    (folder / "page_10_copy.txt").write_bytes((folder / "page_03.txt").read_bytes())  # the same capture again
+    (folder / "page_11.txt").write_text("not a papers page")
+    data_dir = DataDir(tmp_path / "data")
+
+    captures = import_folder(data_dir, folder, set())
+
+    assert captures["origin"].to_list() == [*pages, "page_11.txt"]
+    assert captures["format"].to_list() == ["text_block"] * 10 + [parse.UNKNOWN]
+    listings, rejects = parse.parse_captures(captures, data_dir.root)
+    origin = dict(zip(captures["capture_id"], captures["origin"]))
+    got = {}
+    for row in listings.iter_rows(named=True):
+        got.setdefault(origin[row["capture_id"]], []).append((row["title"], row["upvotes"], row["author_count"]))
+    assert got == {name: [(e["title"], e["upvotes"], e["author_count"]) for e in entries]
+                   for name, entries in pages.items()}
+    assert [(origin[c], rule) for c, rule in rejects.select("capture_id", "rule").iter_rows()] == [
+        ("page_11.txt", "unknown_format")]
