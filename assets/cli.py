@@ -79,6 +79,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# One op of the `hf_api` pool at a time across runs: a backfill cannot flood the site. The daemon of
+# `dagster dev` frees the pool slots a run that died still held, a minute after.
+DAGSTER_SETTINGS = ("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+                    "run_monitoring:\n  enabled: true\n  free_slots_after_run_end_seconds: 60\n")
+
+
 def _dagster_home(data_dir: DataDir) -> Path:
     """The Dagster instance lives in the data directory unless DAGSTER_HOME says otherwise, so that
     `papers run` and `papers ui` (or `dagster dev` with the same DAGSTER_HOME) share their runs."""
@@ -86,10 +92,7 @@ def _dagster_home(data_dir: DataDir) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     settings = home / "dagster.yaml"
     if not settings.exists():
-        # One op of the `hf_api` pool at a time across runs: a backfill cannot flood the site.
-        # The daemon of `dagster dev` frees the pool slots a run that died still held, a minute after.
-        settings.write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
-                            "run_monitoring:\n  enabled: true\n  free_slots_after_run_end_seconds: 60\n")
+        settings.write_text(DAGSTER_SETTINGS)
     return home
 
 

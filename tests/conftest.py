@@ -15,6 +15,17 @@ SAMPLES = ROOT / "samples" / "captures"
 SAMPLE_FILES = sorted(SAMPLES.glob("*.txt"))
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first, the longest (`slow(minutes=N)`) first of all: with two workers
+    (`-n 2 --dist worksteal`) it then runs beside all the others instead of after them."""
+
+    def minutes(item) -> float:
+        mark = item.get_closest_marker("slow")
+        return 0 if mark is None else mark.kwargs.get("minutes", 1)
+
+    items.sort(key=minutes, reverse=True)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("hf_home")

@@ -115,6 +115,7 @@ def dagster(tmp_path_factory):
     """`dagster dev` on workspace.yaml with a fresh instance and data directory; the live sources
     point at a local Hub that serves one day of daily papers."""
     from bench.render import api_item
+    from assets.cli import DAGSTER_SETTINGS
     from bench.hub_server import HubServer, HubState
 
     day = [api_item({"title": f"Operator paper {i}", "abstract": f"What operators see, part {i}.",
@@ -123,7 +124,7 @@ def dagster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ui")
     home = tmp / "dagster"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n")
+    (home / "dagster.yaml").write_text(DAGSTER_SETTINGS)  # as `papers` writes it
     port = free_port()
     with HubServer(HubState({DAY: day})) as hub:
         env = {**os.environ, "DAGSTER_HOME": str(home), "PAPERS_DATA_DIR": str(tmp / "data"),

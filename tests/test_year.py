@@ -18,7 +18,7 @@ from conftest import ROOT
 START, DAYS = dt.date(2024, 12, 2), 91  # the year-end break and the API's new fields fall inside
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=10)
 def test_a_quarter_of_unattended_operation(tmp_path, monkeypatch):
     work = tmp_path / "work"
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
