@@ -1,8 +1,8 @@
 """Per-item Python work (reading, hashing and parsing pages) spread over the machine's cores.
 
 A pool of processes, started with `spawn`: Polars' thread pool does not survive a `fork`. Starting
-a worker costs about a second (it imports Polars and the parsers), so small batches of work stay in
-the calling process.
+the workers costs half a second or more (each imports Polars and the parsers), so small amounts of
+work stay in the calling process.
 """
 
 from __future__ import annotations
