@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from pipeline.paths import DataDir
+from pipeline.store import fsync_path
 
 
 def put(data_dir: DataDir, data: bytes) -> tuple[str, str]:
@@ -49,11 +50,7 @@ class Batch:
                 # Flushing after all the writes lets the disk take them together: half the time of
                 # a flush after each.
                 for tmp in self.pending.values():
-                    fd = os.open(tmp, os.O_RDONLY)
-                    try:
-                        os.fsync(fd)
-                    finally:
-                        os.close(fd)
+                    fsync_path(tmp)
                 for target, tmp in self.pending.items():
                     os.replace(tmp, target)
         finally:

@@ -68,8 +68,9 @@ def atomic_path(target: Path, fault: str | None = None) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -142,7 +143,7 @@ def _finish(data_dir: DataDir, journal: Path, label: str | None = None) -> None:
         if label:
             faults.point(f"commit:{label}:{name}:after-move")
     for folder in {(data_dir.root / target).parent for _, target in moves}:
-        _fsync_dir(folder)
+        fsync_path(folder)
     journal.unlink(missing_ok=True)
 
 
