@@ -104,3 +104,17 @@ def test_suites_are_files_with_a_policy_for_every_expectation():
         for expectation in suite["expectations"]:
             assert expectation["meta"]["on_failure"] in (validate.QUARANTINE, validate.BLOCK)
         json.dumps(suite)
+
+
+def test_times_beyond_nanoseconds_range_are_judged_like_any_other(tables):
+    """GX compares nanosecond datetimes as columns; a date outside their range (years 1678 to 2261)
+    is handed over as it is, and the rules still catch it or let it pass."""
+    listings = tables["listings"].filter(pl.col("published_on").is_not_null()).head(3)
+    ids = listings["listing_id"].to_list()
+    dates = [dt.date(1066, 10, 14), dt.date(9000, 1, 1), dt.date(2020, 5, 1)]
+    broken = listings.with_columns(published_on=pl.Series(dates, dtype=pl.Date),
+                                   captured_at=pl.lit(dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)))
+    report = validate.validate(broken, "listings", "listing_id", only=validate.QUARANTINE)
+    failed = {o.rule: o.bad_ids for o in report.failed}
+    assert failed == {"expect_column_values_to_be_between(published_on)": [ids[0]],
+                      "expect_column_pair_values_a_to_be_greater_than_b(captured_at,published_on)": [ids[1]]}
