@@ -47,8 +47,8 @@ import polars_hash as plh
 import pyarrow as pa
 from rensa import RMinHash
 
-from pipeline import schema
-from pipeline.normalize import key_expr
+from pipeline import schema, workers
+from pipeline.normalize import keys
 
 # 32 bands of 4: pairs at Jaccard 0.5 become candidates with p = 0.87, at 0.6 with p = 0.99, at 0.2
 # with p = 0.05, so few pairs need checking.
@@ -57,7 +57,8 @@ SHINGLE_WORDS = 160  # of the abstract: enough to tell papers apart, and a trunc
 NEAR_JACCARD = 0.5
 TITLE_JACCARD = 0.3
 PREFIX_MIN_CHARS = 80  # a shorter abstract is too little to call another a truncation of it
-KEY_CHUNK = 50_000  # abstracts normalized at a time
+SIGN_CHUNK = 25_000  # records signed at a time
+SIGN_IN_WORKERS = 100_000  # records from which signing in worker processes repays starting them
 
 # Every column of a paper that its listings carry is the latest sighting's value, but these.
 _OWN_POLICY = ("published_on", "daily_date")
@@ -84,14 +85,10 @@ def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFram
                              text_hash=plh.col("abstract").nchash.xxhash64())
     old = narrow.join(known, on="listing_id", how="inner").drop("text_hash")
     new = narrow.join(known, on="listing_id", how="anti") if known.height else narrow
-    # Normalizing is the costly part, and most abstracts are seen many times: once per distinct
-    # text, a chunk at a time (each step of the normalization makes a new copy of the texts).
-    distinct = (listings.select("abstract", text_hash=narrow["text_hash"])
-                .filter(pl.col("text_hash").is_in(new["text_hash"].implode())).unique("text_hash"))
-    abstracts = pl.concat([chunk.with_columns(abstract_key=key_expr("abstract")).drop("abstract")
-                           for chunk in distinct.iter_slices(KEY_CHUNK)],
-                          how="vertical") if distinct.height else schema.empty(
-        {"text_hash": pl.UInt64, "abstract_key": pl.String})
+    # Normalizing is the costly part, and most abstracts are seen many times: once per distinct text.
+    first = (narrow.select("text_hash", row=pl.int_range(pl.len(), dtype=pl.UInt32))
+             .filter(pl.col("text_hash").is_in(new["text_hash"].implode())).unique("text_hash"))
+    abstracts = first.select("text_hash", abstract_key=keys(listings["abstract"].gather(first["row"])))
     keyed = (new.join(abstracts, on="text_hash", how="left", nulls_equal=True).drop("text_hash")
              .with_columns(record_id=short_hash(pl.concat_str(
                  [pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
@@ -99,14 +96,14 @@ def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFram
     return pl.concat([old, keyed], how="diagonal")
 
 
-def signatures(records: pl.DataFrame, chunk: int = 50_000) -> np.ndarray:
+def signatures(records: pl.DataFrame) -> np.ndarray:
     """MinHash signatures (rows: records, NUM_PERM uint32 columns) of word 3-shingles of the title
     key and the first SHINGLE_WORDS words of the abstract key, a chunk of records at a time (to
-    bound memory). Tokens are hashed column-wise; rensa does the MinHash in Rust."""
-    out = np.zeros((records.height, NUM_PERM), dtype=np.uint32)
-    for start in range(0, records.height, chunk):
-        out[start:start + chunk] = _sign(records.slice(start, chunk))
-    return out
+    bound memory), on every core when there are many. Tokens are hashed column-wise; rensa does the
+    MinHash in Rust (its answer comes back as Python lists, which costs as much as the hashing)."""
+    parts = list(workers.map_chunks(_sign, records.select("title_key", "abstract_key"), chunk=SIGN_CHUNK,
+                                    minimum=SIGN_IN_WORKERS))
+    return np.concatenate(parts) if parts else np.zeros((0, NUM_PERM), dtype=np.uint32)
 
 
 def _sign(records: pl.DataFrame) -> np.ndarray:

@@ -40,19 +40,28 @@ def clean_text(value: str | None) -> str | None:
     return cleaned or None
 
 
-def key_expr(column: str) -> pl.Expr:
-    """The normalized form of a text column (the rules above), used as a match key."""
-    return (
-        pl.col(column)
-        .str.normalize("NFKD")
-        .str.replace_all(_LATEX_SYMBOL_ACCENT, "$1")
-        .str.replace_all(_LATEX_LETTER_ACCENT, "$1")
-        .str.replace_all(r"[{}]", "")
-        .str.replace_all(r"\p{M}+", "")
-        .str.to_lowercase()
-        .str.replace_all(r"[^\p{L}\p{N}]+", " ")
-        .str.strip_chars()
-    )
+def key_expr(column: str, ascii_only: bool = False) -> pl.Expr:
+    """The normalized form of a text column (the rules above), used as a match key. `ascii_only`:
+    for a column of ASCII text only, where NFKD and combining marks change nothing (half the cost)."""
+    text = pl.col(column)
+    if not ascii_only:
+        text = text.str.normalize("NFKD")
+    text = (text.str.replace_all(_LATEX_SYMBOL_ACCENT, "$1")
+            .str.replace_all(_LATEX_LETTER_ACCENT, "$1")
+            .str.replace_all(r"[{}]", ""))
+    if not ascii_only:
+        text = text.str.replace_all(r"\p{M}+", "")
+    return text.str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars()
+
+
+def keys(texts: pl.Series) -> pl.Series:
+    """`key_expr` over a whole column, on every core (Polars' streaming engine works on slices of
+    the rows at once), the ASCII texts by the shorter rules."""
+    frame = texts.rename("text").to_frame().lazy().with_row_index("i")
+    plain = (pl.col("text").str.len_bytes() == pl.col("text").str.len_chars()).fill_null(False)
+    parts = [frame.filter(plain).select("i", key=key_expr("text", ascii_only=True)),
+             frame.filter(~plain).select("i", key=key_expr("text"))]
+    return pl.concat(parts).collect(engine="streaming").sort("i")["key"].rename(texts.name)
 
 
 def title_key_expr(column: str = "title") -> pl.Expr:

@@ -24,13 +24,16 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item]) -> Iterator[Result]:
-    """`work(chunk)` for consecutive chunks of `items`, in order: in worker processes when there are
-    at least `MIN_ITEMS` items and more than one core, else here. `work` must be a module-level
-    function (a worker imports it by name)."""
-    chunks = [items[i:i + CHUNK_ITEMS] for i in range(0, len(items), CHUNK_ITEMS)]
+def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item], chunk: int | None = None,
+               minimum: int | None = None) -> Iterator[Result]:
+    """`work(chunk)` for consecutive chunks of `items` (`chunk` items each, CHUNK_ITEMS unless told),
+    in order: in worker processes when there are at least `minimum` (MIN_ITEMS) items and more than
+    one core, else here. `work` must be a module-level function (a worker imports it by name);
+    `items` anything that slices, a list or a frame."""
+    chunk = chunk or CHUNK_ITEMS
+    chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
     workers = min(cores(), len(chunks))
-    if len(items) < MIN_ITEMS or workers < 2:
+    if len(items) < (MIN_ITEMS if minimum is None else minimum) or workers < 2:
         yield from map(work, chunks)
         return
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))

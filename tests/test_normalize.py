@@ -1,6 +1,7 @@
+import polars as pl
 import pytest
 
-from pipeline.normalize import clean_text, title_key
+from pipeline.normalize import clean_text, keys, title_key
 
 
 @pytest.mark.parametrize("a, b", [
@@ -30,3 +31,29 @@ def test_clean_text_collapses_every_whitespace_run_and_nulls_empty():
     assert clean_text("  \n ") is None
     assert clean_text(None) is None
     assert clean_text("$\\alpha$-Net: “quotes” https://x.y/z") == "$\\alpha$-Net: “quotes” https://x.y/z"
+
+
+# Texts and their keys worked out by hand from the rules in `pipeline.normalize`.
+BY_HAND = [
+    ("Fr\\'echet Inception Distance", "frechet inception distance"),
+    ("Fréchet  inception distance", "frechet inception distance"),
+    ("ﬁne-tuning ＬＬＭs", "fine tuning llms"),
+    ("Scaling to 100\\% Recall!", "scaling to 100 recall"),
+    ("Gra\\v{c}anin's method", "gracanin s method"),
+    ("  Title\nwith a hard break ", "title with a hard break"),
+    ("学习 (Learning)", "学习 learning"),
+    (None, None),
+    ("...", ""),
+]
+
+
+def test_keys_of_a_column_follow_the_rules_row_by_row_in_order():
+    """ASCII and other texts take different paths over several slices of a long column: each row
+    still gets its own key, in its place."""
+    texts, expected = zip(*BY_HAND)
+    n = 200_003  # not a multiple of anything, so the paths interleave unevenly
+    column = pl.Series("abstract", [texts[i % len(texts)] for i in range(n)], dtype=pl.String)
+    out = keys(column)
+    assert out.name == "abstract" and out.len() == n
+    assert out.to_list() == [expected[i % len(expected)] for i in range(n)]
+    assert [title_key(t) for t in texts if t is not None] == [e for e in expected if e is not None]

@@ -3,6 +3,8 @@
 
 import datetime as dt
 import json
+import os
+import shutil
 
 import polars as pl
 import pytest
@@ -127,3 +129,28 @@ def test_hub_publishing_without_a_token_says_so(tmp_path, monkeypatch):
         assert "hf_wrong" not in str(error.value)
         assert "Invalid credentials" in str(error.value)  # what the Hub said, not only the status
         assert server.repos == {}
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="packing needs the git binary")
+def test_the_local_repository_is_repacked_once_its_loose_files_outweigh_its_packs(tmp_path):
+    """Files of random bytes (which neither zlib nor deltas shrink): the first version is packed at
+    once; a second, smaller than the pack, stays loose; a third, which takes the loose files past
+    the pack's size, is packed with everything."""
+    target = publish.LocalGitTarget(tmp_path / "releases")
+    objects = tmp_path / "releases" / ".git" / "objects"
+
+    def loose() -> set[str]:
+        return {f.parent.name + f.name for d in objects.glob("[0-9a-f][0-9a-f]") for f in d.iterdir()}
+
+    def publish_version(n: int, files: dict[str, bytes]) -> str:
+        commit = target.commit(files, [], f"v{n}", target.head())
+        target.tag(f"v{n}", commit, f"v{n}")
+        return commit
+
+    publish_version(1, {"a.bin": os.urandom(200_000)})
+    assert loose() == set() and len(list((objects / "pack").glob("*.pack"))) == 1
+    second = publish_version(2, {"b.bin": os.urandom(80_000)})
+    assert second in loose()  # the commit, its tree, its blob and its tag: about 80 kB, under the pack's 200 kB
+    publish_version(3, {"c.bin": os.urandom(150_000)})  # 230 kB loose now
+    assert loose() == set()
+    assert target.read("b.bin", second) is not None and target.read("a.bin", target.head()) is not None

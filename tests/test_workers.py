@@ -75,3 +75,25 @@ def test_import_and_parse_in_workers(tmp_path, spread):
                    for name, entries in pages.items()}
     assert [(origin[c], rule) for c, rule in rejects.select("capture_id", "rule").iter_rows()] == [
         ("page_11.txt", "unknown_format")]
+
+
+def test_signatures_signed_in_workers_are_those_signed_here(spread, monkeypatch):
+    """Records signed two at a time in worker processes: each row is its own record's signature, in
+    order; the same texts sign alike, and texts with no shingle in common share almost no values."""
+    import numpy as np
+    import polars as pl
+
+    from pipeline import dedup
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    texts = [" ".join(words[i:] + words[:i]) for i in range(5)]
+    records = pl.DataFrame({"title_key": [f"title {i % 5}" for i in range(7)],
+                            "abstract_key": [texts[i % 5] for i in range(7)]})
+    here = dedup.signatures(records)
+    monkeypatch.setattr(dedup, "SIGN_CHUNK", 2)
+    monkeypatch.setattr(dedup, "SIGN_IN_WORKERS", 1)
+    there = dedup.signatures(records)
+    assert there.shape == (7, dedup.NUM_PERM) and np.array_equal(there, here)
+    assert np.array_equal(there[0], there[5]) and np.array_equal(there[1], there[6])
+    unrelated = dedup.signatures(pl.DataFrame({"title_key": ["one two three"], "abstract_key": ["four five six"]}))
+    assert (unrelated[0] == there[0]).mean() < 0.1
