@@ -34,6 +34,8 @@ def clean_text(value: str | None) -> str | None:
     Empty results are None: a missing field is null, never an empty string."""
     if value is None:
         return None
+    if value.isascii() and value.isprintable() and "  " not in value:
+        return value.strip(" ") or None  # the common case, where the rule below only trims the ends
     cleaned = " ".join(value.split())
     if not cleaned.isprintable():  # rare, and isprintable is a fast test for the common case
         cleaned = " ".join(cleaned.translate(_INVISIBLE).split())

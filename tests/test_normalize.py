@@ -26,6 +26,19 @@ def test_different_key(a, b):
     assert title_key(a) != title_key(b)
 
 
+@pytest.mark.parametrize("raw, clean", [
+    (" Plain text, single spaced. ", "Plain text, single spaced."),
+    ("two  spaces", "two spaces"),
+    ("a line\nbreak\r\nand\ttab", "a line break and tab"),
+    ("bell\x07 inside", "bell inside"),
+    ("   ", None),
+    ("", None),
+    ("x", "x"),
+])
+def test_clean_text_on_ascii(raw, clean):
+    assert clean_text(raw) == clean
+
+
 def test_clean_text_collapses_every_whitespace_run_and_nulls_empty():
     assert clean_text(" a\n\n b\t\u00a0c\r\n") == "a b c"
     assert clean_text("  \n ") is None
