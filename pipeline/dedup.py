@@ -79,8 +79,8 @@ def short_hash(expr: pl.Expr) -> pl.Expr:
 
 
 def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
-    """`listings` with their abstract key and record id (the abstract text itself dropped); `known`
-    (listing_id, record_id, abstract_key) spares the listings resolved before the work."""
+    """`listings` with their record id, and the abstract key of those not in `known` (listing_id,
+    record_id: the listings resolved before, whose keys the state keeps); the abstract text dropped."""
     narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "listing_hash",
                              text_hash=plh.col("abstract").nchash.xxhash64())
     old = narrow.join(known, on="listing_id", how="inner").drop("text_hash")
@@ -307,14 +307,18 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
     state = schema.empty(schema.RESOLVER_STATE) if state is None else schema.conform(state, schema.RESOLVER_STATE)
     merges = schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)
-    resolved_before = merges.select("listing_id", "record_id").join(state.select("record_id", "abstract_key"),
-                                                                     on="record_id")
+    resolved_before = merges.select("listing_id", "record_id").join(state.select("record_id"), on="record_id", how="semi")
     listings = listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
     # Matching works on a narrow frame; the wide listings are read once more, to make the papers.
     row_hash = row_fingerprint(schema.conform(listings, schema.LISTINGS))
     keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract",
                                              listing_hash=row_hash), resolved_before)
-    records = keyed.group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()).sort("record_id")
+    # A record resolved before keeps its keys from the state; only new listings' records are made here.
+    kept = state.select("record_id", "arxiv_id", "title_key", "abstract_key").filter(
+        pl.col("record_id").is_in(keyed["record_id"].implode()))
+    made = (keyed.filter(pl.col("record_id").is_in(kept["record_id"].implode()).not_())
+            .group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()))
+    records = pl.concat([kept, made]).sort("record_id")
     keyed = keyed.select("listing_id", "captured_at", "record_id", "listing_hash")  # texts live on in `records` only
     known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
     # Old ids that became aliases resolve to their survivors.
