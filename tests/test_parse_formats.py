@@ -148,3 +148,16 @@ def test_unrecognised_pages_are_one_reject(data, rule):
 def test_utf16_with_bom_is_read():
     data = SAMPLE_FILES[1].read_text(encoding="utf-8").encode("utf-16")
     assert len(capture(data)[0]) == 45
+
+
+@pytest.mark.parametrize("text, compact", [
+    ("{0}\n{1}\nTitle\nAbstract\n", True),
+    ("{0}\r\n{1}\r\nTitle\r\nAbstract", True),
+    (" {0} \r{1}  ", True),
+    ("{0}\n\n{1}\nTitle\nAbstract\n", False),  # the header is the first two lines, not any two
+    ("{0}", False),
+    ("Title\n{0}\n{1}\n", False),
+])
+def test_the_compact_layout_is_told_by_its_first_two_lines(text, compact):
+    page = text.format(*text_compact.HEADER)
+    assert text_compact.looks_like(page) is compact

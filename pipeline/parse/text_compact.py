@@ -13,6 +13,7 @@ with a newline. A blank line is an empty field, since the layout has no other bl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from pipeline.normalize import clean_text
@@ -26,9 +27,12 @@ def _lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
+_TWO_LINES = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n)([^\r\n]*)")  # the first two, as `_lines` cuts them
+
+
 def looks_like(text: str) -> bool:
-    lines = _lines(text)
-    return len(lines) >= 2 and (lines[0].strip(), lines[1].strip()) == HEADER
+    head = _TWO_LINES.match(text)  # (every page is asked: its other lines are not cut up)
+    return head is not None and (head[1].strip(), head[2].strip()) == HEADER
 
 
 def parse(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:
