@@ -57,7 +57,7 @@ SHINGLE_WORDS = 160  # of the abstract: enough to tell papers apart, and a trunc
 NEAR_JACCARD = 0.5
 TITLE_JACCARD = 0.3
 PREFIX_MIN_CHARS = 80  # a shorter abstract is too little to call another a truncation of it
-SIGN_CHUNK = 25_000  # records signed at a time
+SIGN_CHUNK = 10_000  # records signed at a time (larger chunks spend more time on fresh memory)
 SIGN_IN_WORKERS = 100_000  # records from which signing in worker processes repays starting them
 
 # Every column of a paper that its listings carry is the latest sighting's value, but these.
@@ -89,10 +89,11 @@ def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFram
     first = (narrow.select("text_hash", row=pl.int_range(pl.len(), dtype=pl.UInt32))
              .filter(pl.col("text_hash").is_in(new["text_hash"].implode())).unique("text_hash"))
     abstracts = first.select("text_hash", abstract_key=keys(listings["abstract"].gather(first["row"])))
-    keyed = (new.join(abstracts, on="text_hash", how="left", nulls_equal=True).drop("text_hash")
-             .with_columns(record_id=short_hash(pl.concat_str(
+    # (the streaming engine hashes slices of the rows on every core)
+    keyed = (new.lazy().join(abstracts.lazy(), on="text_hash", how="left", nulls_equal=True, maintain_order="left")
+             .drop("text_hash").with_columns(record_id=short_hash(pl.concat_str(
                  [pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
-                 separator="\x1f"))))
+                 separator="\x1f"))).collect(engine="streaming"))
     return pl.concat([old, keyed], how="diagonal")
 
 
