@@ -1,4 +1,4 @@
-"""Per-item Python work (reading, hashing and parsing pages) spread over the machine's cores.
+"""Work that holds the GIL (reading, hashing and parsing pages; MinHash signing) spread over the cores.
 
 A pool of processes, started with `spawn`: Polars' thread pool does not survive a `fork`. Starting
 the workers costs half a second or more (each imports Polars and the parsers), so small amounts of
