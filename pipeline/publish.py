@@ -152,7 +152,7 @@ class LocalGitTarget:
                 repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/" + BRANCH.encode())
         repo = Repo(str(self.path))
         # Parquet is compressed already: zlib spent 2 s per 100 MB of it to save 1 %; objects are
-        # stored as they are (git's repack, when git is installed, compresses the packs)
+        # stored as they are (git's repack, when git is installed, stores them as deltas: `_compact`)
         repo.object_store.loose_compression_level = 0
         return repo
 
@@ -275,10 +275,12 @@ class LocalGitTarget:
         packed size (at a million listings, repacking after every version took 48 s of a 63 s
         release)."""
         git = shutil.which("git")
+        if git is None:
+            return
         objects = self.path / ".git" / "objects"
         loose = sum(f.stat().st_size for d in objects.glob("[0-9a-f][0-9a-f]") for f in d.iterdir())
         packed = sum(f.stat().st_size for f in (objects / "pack").glob("*.pack"))
-        if git is not None and loose > packed:
+        if loose > packed:
             # (without zlib: the Parquet is compressed already, and zlib took 7 s of a 20 s repack at 1M)
             subprocess.run([git, "-C", str(self.path), "-c", "pack.compression=0", "repack", "-a", "-d", "-q"],
                            capture_output=True, check=False)
