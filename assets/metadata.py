@@ -11,12 +11,12 @@ PREVIEW_ROWS = 5
 PREVIEW_CHARS = 60
 
 
-def column_schema(frame: pl.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
+def column_schema(frame: pl.DataFrame | pl.LazyFrame) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.collect_schema().items()])
 
 
-def preview(frame: pl.DataFrame, columns: list[str] | None = None) -> dg.MetadataValue:
-    shown = frame.select(columns or frame.columns).head(PREVIEW_ROWS)
+def preview(frame: pl.DataFrame | pl.LazyFrame, columns: list[str] | None = None) -> dg.MetadataValue:
+    shown = frame.lazy().select(columns or frame.collect_schema().names()).head(PREVIEW_ROWS).collect()
 
     def cell(value) -> str:
         text = "" if value is None else str(value)
@@ -28,17 +28,18 @@ def preview(frame: pl.DataFrame, columns: list[str] | None = None) -> dg.Metadat
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def table(frame: pl.DataFrame, path, columns: list[str] | None = None) -> dict:
+def table(frame: pl.DataFrame | pl.LazyFrame, path, columns: list[str] | None = None) -> dict:
+    """A table's metadata; a lazy frame (a table's parts) is read only for what is shown."""
     return {
-        "dagster/row_count": frame.height,
+        "dagster/row_count": frame.lazy().select(pl.len()).collect().item(),
         "dagster/column_schema": column_schema(frame),
         "path": dg.MetadataValue.path(str(path)),
         "preview": preview(frame, columns),
     }
 
 
-def counts_by(frame: pl.DataFrame, column: str) -> dict:
-    return {str(k): int(v) for k, v in frame.group_by(column).len().sort(column).iter_rows()}
+def counts_by(frame: pl.DataFrame | pl.LazyFrame, column: str) -> dict:
+    return {str(k): int(v) for k, v in frame.lazy().group_by(column).len().sort(column).collect().iter_rows()}
 
 
 def plot(png: bytes, caption: str) -> dg.MetadataValue:

@@ -134,16 +134,16 @@ def parse_captures(context: dg.AssetExecutionContext, config: ParseConfig, datad
                      f"({done.quarantined} quarantined by the listings suite); {state}")
     listings, rejects = done.listings, done.rejects
     yield dg.MaterializeResult(asset_key="listings", metadata={
-        **metadata.table(listings, data_dir.table("listings"), ["title", "published_on", "upvotes", "source"]),
+        **metadata.table(listings, store.location(data_dir, "listings"), ["title", "published_on", "upvotes", "source"]),
         "committed": done.committed,
         "by_source": metadata.counts_by(listings, "source"),
     })
     by_rule = metadata.counts_by(rejects, "rule")
     yield dg.MaterializeResult(asset_key="rejects", metadata={
-        **metadata.table(rejects, data_dir.table("rejects"), ["rule", "message", "capture_id", "position"]),
+        **metadata.table(rejects, store.location(data_dir, "rejects"), ["rule", "message", "capture_id", "position"]),
         "committed": done.committed,
         "by_rule": by_rule,
-        "summary": metadata.summary(f"{done.new_rejects:,} new rejects ({rejects.height:,} in all)", {
+        "summary": metadata.summary(f"{done.new_rejects:,} new rejects ({sum(by_rule.values()):,} in all)", {
             "from parsing": f"{done.new_rejects - done.quarantined:,}",
             "quarantined by expectations/listings.json": f"{done.quarantined:,}",
             **{f"rule `{rule}`": f"{n:,}" for rule, n in by_rule.items()}}),

@@ -69,8 +69,8 @@ def _keep_legacy_imports(data_dir: DataDir) -> None:
 
 @dataclass
 class Parsed:
-    listings: pl.DataFrame  # the table as committed (or as it stays, when nothing was committed)
-    rejects: pl.DataFrame
+    listings: pl.LazyFrame  # the table as committed (or as it stays, when nothing was committed)
+    rejects: pl.LazyFrame
     parsed: int  # captures parsed by this run
     captures: int  # captures in all
     new_listings: int
@@ -83,15 +83,17 @@ class Parsed:
 def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
     """Parse the captures not parsed yet (all of them with `full_refresh`), quarantine the new rows
     that break a row-level rule, check the table-level rules on the listings as they would be, and
-    commit listings, rejects and the parse record together, or nothing."""
+    commit the new listings, rejects and parse records together (as new parts of those tables), or
+    nothing. Only the columns the table-level rules read are read back from the listings."""
     with store.exclusive(data_dir, "parse"):
         captures = store.read_table(data_dir, "captures")
+        table_columns = validate.columns_read("listings", "listing_id", only=validate.BLOCK)
         if full_refresh:
-            known_listings, known_rejects = schema.empty(schema.LISTINGS), schema.empty(schema.REJECTS)
-            done = schema.empty(schema.PARSED)
+            known = schema.empty({c: schema.LISTINGS[c] for c in table_columns})
+            done, recorded = schema.empty(schema.PARSED), True
         else:
-            known_listings, known_rejects = store.read_table(data_dir, "listings"), store.read_table(data_dir, "rejects")
-            done = _parsed_so_far(data_dir, known_listings, known_rejects)
+            known = store.read_table(data_dir, "listings", columns=table_columns)
+            done, recorded = _parsed_so_far(data_dir)
         todo = captures.join(done.select("capture_id"), on="capture_id", how="anti")
         new_listings, new_rejects = parse.parse_captures(todo, data_dir.root)
         outcomes = []
@@ -100,34 +102,34 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
             rows = validate.validate(new_listings, "listings", "listing_id", only=validate.QUARANTINE)
             new_listings, quarantined = validate.quarantine(new_listings, rows)
             outcomes += rows.outcomes
-        listings = pl.concat([known_listings, new_listings])
-        table = validate.validate(listings, "listings", "listing_id", data_dir.validation_docs, only=validate.BLOCK)
+        table = validate.validate(pl.concat([known, new_listings.select(table_columns)]), "listings", "listing_id",
+                                  data_dir.validation_docs, only=validate.BLOCK)
         report = validate.Report("listings", outcomes + table.outcomes, table.docs_index)
-        rejects = pl.concat([known_rejects, new_rejects, quarantined])
-        committed = not report.blocking_failures and (todo.height > 0 or full_refresh
-                                                      or not data_dir.table("parsed").exists())
+        new_rejects = pl.concat([new_rejects, quarantined])
+        committed = not report.blocking_failures and (todo.height > 0 or full_refresh or not recorded)
         if committed:
-            gave = pl.concat([listings.select("capture_id", kind=pl.lit("listings")),
-                              rejects.select("capture_id", kind=pl.lit("rejects"))])
+            gave = pl.concat([new_listings.select("capture_id", kind=pl.lit("listings")),
+                              new_rejects.select("capture_id", kind=pl.lit("rejects"))])
             counts = (todo.select("capture_id").join(gave, on="capture_id", how="left")
                       .group_by("capture_id", maintain_order=True)
                       .agg(listings=(pl.col("kind") == "listings").sum(), rejects=(pl.col("kind") == "rejects").sum()))
-            parsed = pl.concat([done, schema.conform(counts, schema.PARSED)])
-            store.write_tables(data_dir, {"listings": listings, "rejects": rejects, "parsed": parsed},
+            parsed = pl.concat([done if not recorded else done.clear(), schema.conform(counts, schema.PARSED)])
+            new = {"listings": new_listings, "rejects": new_rejects, "parsed": parsed}
+            store.write_tables(data_dir, new if full_refresh else {}, appended=None if full_refresh else new,
                                audit=_audit(report, quarantined=quarantined.height), label="parse")
-        elif report.blocking_failures:
-            listings, rejects = known_listings, known_rejects
-        return Parsed(listings, rejects, todo.height, captures.height, new_listings.height,
-                      new_rejects.height + quarantined.height, quarantined.height, report, committed)
+        return Parsed(store.scan_table(data_dir, "listings"), store.scan_table(data_dir, "rejects"), todo.height,
+                      captures.height, new_listings.height, new_rejects.height, quarantined.height, report, committed)
 
 
-def _parsed_so_far(data_dir: DataDir, listings: pl.DataFrame, rejects: pl.DataFrame) -> pl.DataFrame:
-    """The parse record; a data directory from before it counts the captures that gave anything."""
-    if data_dir.table("parsed").exists() or "parsed" in store.read_ledger(data_dir):
-        return store.read_table(data_dir, "parsed")
-    ids = pl.concat([listings["capture_id"], rejects["capture_id"]]).unique()
+def _parsed_so_far(data_dir: DataDir) -> tuple[pl.DataFrame, bool]:
+    """The parse record, and whether it was committed: a data directory from before it counts the
+    captures that gave anything, a record the next commit writes."""
+    if "parsed" in store.read_ledger(data_dir) or store.location(data_dir, "parsed").exists():
+        return store.read_table(data_dir, "parsed"), True
+    ids = pl.concat([store.read_table(data_dir, name, columns=["capture_id"])["capture_id"]
+                     for name in ("listings", "rejects")]).unique()
     return schema.conform(pl.DataFrame({"capture_id": ids}).with_columns(
-        listings=pl.lit(None, pl.Int32), rejects=pl.lit(None, pl.Int32)), schema.PARSED)
+        listings=pl.lit(None, pl.Int32), rejects=pl.lit(None, pl.Int32)), schema.PARSED), False
 
 
 def _audit(report: validate.Report, **facts) -> dict:

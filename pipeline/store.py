@@ -8,7 +8,9 @@ finished by `recover`. Stages that write tables hold the data directory's lock (
 runs never interleave their writes.
 
 The ledger (`tables/ledger.json`) is part of every table commit: for each table, the sha256 of the
-file committed, its row count and the suite that audited it. A release reads only tables whose file
+file committed, its row count and the suite that audited it. The tables that only grow (`APPENDED`:
+what parse writes) are folders of parts, one per commit, each in the ledger with its sha256: a run
+writes only its new rows, and never reads the wide table back to write it again. A release reads only tables whose file
 still has the hash the ledger gives and whose audit passed (`audited`); a table the ledger knows but
 that is missing or unreadable is an error naming the file (`read_table`), never a smaller table.
 """
@@ -36,6 +38,8 @@ from pipeline.paths import DataDir
 # captures last: its view counts the listings and rejects of each capture.
 VIEW_TABLES = ("listings", "rejects", "parsed", "papers", "sightings", "merges", "aliases", "captures")
 LEDGER = "ledger.json"
+APPENDED = ("listings", "rejects", "parsed")  # folders of parts: a commit adds one
+MAX_PARTS = 32  # a commit that would leave more parts writes the table as one part
 REBUILD = "rebuild the tables from the raw store with `papers run --full-refresh`"
 
 
@@ -91,11 +95,12 @@ def _write_synced(path: Path, content: pl.DataFrame | bytes) -> str:
 
 
 def commit(data_dir: DataDir, files: dict[Path, pl.DataFrame | bytes], label: str = "commit",
-           ledger: dict[str, dict] | None = None) -> None:
-    """Write files (paths inside the data directory: Parquet frames or bytes) as one change: after a
-    crash, all of them are the new ones (once `recover` has run) or all are the old ones. With
-    `ledger` (table name -> its entry, without the hash), the ledger's entries for those tables are
-    updated in the same commit."""
+           ledger: dict[str, dict] | None = None, renames: dict[Path, Path] | None = None,
+           removes: list[Path] = ()) -> None:
+    """Write files (paths inside the data directory: Parquet frames or bytes), rename files and
+    remove files as one change: after a crash, all of it is done (once `recover` has run) or none.
+    With `ledger` (table name -> its entry, without the hashes), the ledger's entries for those
+    tables are updated in the same commit."""
     tag = uuid.uuid4().hex
     pending: list[tuple[Path, Path]] = []
     digests: dict[Path, str] = {}
@@ -112,13 +117,22 @@ def commit(data_dir: DataDir, files: dict[Path, pl.DataFrame | bytes], label: st
         if ledger is not None:
             entries = read_ledger(data_dir)
             for name, entry in ledger.items():
-                entries[name] = {**entry, "sha256": digests[data_dir.table(name)]}
+                if "parts" in entry:
+                    entries[name] = {**entry, "parts": [{**part, "sha256": part.get("sha256")
+                                                         or digests[data_dir.tables / part["file"]]}
+                                                        for part in entry["parts"]]}
+                else:
+                    entries[name] = {**entry, "sha256": digests[data_dir.table(name)]}
             stage(data_dir.tables / LEDGER, (json.dumps(entries, indent=2, sort_keys=True) + "\n").encode())
         faults.point(f"commit:{label}:staged")
+        for target in (renames or {}).values():
+            target.parent.mkdir(parents=True, exist_ok=True)
         journal = data_dir.root / f".commit-{tag}.json"
+        relative = lambda path: str(path.relative_to(data_dir.root))  # noqa: E731
         with atomic_path(journal) as tmp:
-            tmp.write_text(json.dumps([[str(a.relative_to(data_dir.root)), str(b.relative_to(data_dir.root))]
-                                       for a, b in pending]))
+            tmp.write_text(json.dumps({
+                "moves": [[relative(a), relative(b)] for a, b in [*(renames or {}).items(), *pending]],
+                "removes": [relative(path) for path in removes]}))
         faults.point(f"commit:{label}:journaled")
     except BaseException:
         for tmp, _ in pending:
@@ -129,11 +143,13 @@ def commit(data_dir: DataDir, files: dict[Path, pl.DataFrame | bytes], label: st
 
 def _finish(data_dir: DataDir, journal: Path, label: str | None = None) -> None:
     try:
-        moves = json.loads(journal.read_text())
+        plan = json.loads(journal.read_text())
     except FileNotFoundError:  # finished already, by a recovery
         return
-    for tmp, target in moves:
-        name = Path(target).name
+    if isinstance(plan, list):  # a journal written before removals were journaled
+        plan = {"moves": plan, "removes": []}
+    for tmp, target in plan["moves"]:
+        name = _fault_name(Path(target))
         if label:
             faults.point(f"commit:{label}:{name}:before-move")
         try:
@@ -142,9 +158,16 @@ def _finish(data_dir: DataDir, journal: Path, label: str | None = None) -> None:
             pass
         if label:
             faults.point(f"commit:{label}:{name}:after-move")
-    for folder in {(data_dir.root / target).parent for _, target in moves}:
+    for path in plan["removes"]:
+        (data_dir.root / path).unlink(missing_ok=True)
+    for folder in {(data_dir.root / path).parent for path in [t for _, t in plan["moves"]] + plan["removes"]}:
         fsync_path(folder)
     journal.unlink(missing_ok=True)
+
+
+def _fault_name(target: Path) -> str:
+    """A file's name in fault points; a part's is its table's (`listings`), the same in every run."""
+    return target.parent.name if target.parent.name in APPENDED else target.name
 
 
 STALE_SECONDS = 3600  # a temporary file of a fetch (which has a lock of its own) this old is dead
@@ -215,37 +238,110 @@ def read_ledger(data_dir: DataDir) -> dict[str, dict]:
         raise StoreError(f"{path} is damaged ({err}): restore it from a backup, or {REBUILD}") from None
 
 
+def location(data_dir: DataDir, name: str) -> Path:
+    """Where a table lives: its file, or the folder of its parts."""
+    folder = data_dir.tables / name
+    return folder if name in APPENDED and (folder.is_dir() or not data_dir.table(name).exists()) else data_dir.table(name)
+
+
+def _parts(data_dir: DataDir, name: str, entry: dict | None) -> list[dict]:
+    """The committed parts of a table, oldest first (a table committed as one file is one part)."""
+    if entry is None:
+        path = data_dir.table(name)  # a table from before the ledger
+        if not path.exists():
+            return []
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        return [{"file": path.name, "rows": pl.scan_parquet(path).select(pl.len()).collect().item(), "sha256": digest}]
+    if "parts" in entry:
+        return entry["parts"]
+    return [{"file": data_dir.table(name).name, "rows": entry["rows"], "sha256": entry["sha256"]}]
+
+
 def write_tables(data_dir: DataDir, frames: dict[str, pl.DataFrame], audit: dict | None = None,
-                 label: str = "tables", extra: dict[Path, pl.DataFrame | bytes] | None = None) -> dict[str, Path]:
+                 label: str = "tables", extra: dict[Path, pl.DataFrame | bytes] | None = None,
+                 appended: dict[str, pl.DataFrame] | None = None) -> dict[str, Path]:
     """Tables (and `extra` files) written as one commit, recorded in the ledger with `audit` (what
-    checked them: the suite and its outcome; None for tables no suite covers); their paths."""
-    files = {data_dir.table(name): schema.conform(frame, schema.TABLES[name]) for name, frame in frames.items()}
-    entries = {name: {"rows": files[data_dir.table(name)].height, "audit": audit} for name in frames}
-    commit(data_dir, {**files, **(extra or {})}, label, ledger=entries)
-    return {name: data_dir.table(name) for name in frames}
+    checked them: the suite and its outcome; None for tables no suite covers); their paths.
+    `frames` replace whole tables; `appended` are rows added to an `APPENDED` table as a new part
+    (the table is written as one part instead when it would have more than `MAX_PARTS`)."""
+    files: dict[Path, pl.DataFrame | bytes] = dict(extra or {})
+    entries: dict[str, dict] = {}
+    renames: dict[Path, Path] = {}
+    removes: list[Path] = []
+    ledger = read_ledger(data_dir)
+    for name, frame in {**frames, **(appended or {})}.items():
+        frame = schema.conform(frame, schema.TABLES[name])
+        if name not in APPENDED:
+            files[data_dir.table(name)] = frame
+            entries[name] = {"rows": frame.height, "audit": audit}
+            continue
+        before = _parts(data_dir, name, ledger.get(name))
+        parts = [] if name in frames else [dict(part) for part in before]
+        if len(parts) >= MAX_PARTS:
+            frame, parts = pl.concat([read_table(data_dir, name), frame]), []
+        kept = {part["file"] for part in parts}
+        removes += [data_dir.tables / part["file"] for part in before if part["file"] not in kept]
+        folder = data_dir.tables / name
+        for part in parts:  # a table committed as one file becomes the first of its parts
+            if Path(part["file"]).parent.name != name:
+                renames[data_dir.tables / part["file"]] = folder / f"{0:06d}.parquet"
+                part["file"] = f"{name}/{0:06d}.parquet"
+        if frame.height or not parts:  # a table with no rows still has a part: its schema
+            number = 1 + max((int(Path(part["file"]).stem) for part in before
+                              if Path(part["file"]).parent.name == name), default=0)
+            files[folder / f"{number:06d}.parquet"] = frame
+            parts.append({"file": f"{name}/{number:06d}.parquet", "rows": frame.height})
+        entries[name] = {"rows": sum(part["rows"] for part in parts), "audit": audit, "parts": parts}
+    commit(data_dir, files, label, ledger=entries, renames=renames, removes=removes)
+    return {name: location(data_dir, name) for name in entries}
 
 
-def read_table(data_dir: DataDir, name: str) -> pl.DataFrame:
-    """A table as committed; empty if it was never committed. A table the ledger knows that is
-    missing, unreadable or not the file its commit wrote is a `StoreError` naming the file and what
-    to do: a stage never builds on a table that changed outside the pipeline."""
-    path, entry = data_dir.table(name), read_ledger(data_dir).get(name)
+def read_table(data_dir: DataDir, name: str, columns: list[str] | None = None) -> pl.DataFrame:
+    """A table as committed (only `columns`, if given); empty if it was never committed. A table
+    the ledger knows whose file (or part) is missing, unreadable or not the file its commit wrote
+    is a `StoreError` naming the file and what to do: a stage never builds on a table that changed
+    outside the pipeline."""
+    entry = read_ledger(data_dir).get(name)
+    wanted = {c: t for c, t in schema.TABLES[name].items() if columns is None or c in columns}
+    if entry is None:
+        if name in APPENDED and any((data_dir.tables / name).glob("*.parquet")):
+            raise StoreError(f"{data_dir.tables / LEDGER} does not know the parts in {data_dir.tables / name}: "
+                             f"restore the ledger from a backup, or {REBUILD}")
+        path = data_dir.table(name)  # a table from before the ledger
+        return _read(path, name, wanted) if path.exists() else schema.empty(wanted)
+    frames = [_read(data_dir.tables / part["file"], name, wanted, part["sha256"])
+              for part in _parts(data_dir, name, entry)]
+    return pl.concat(frames) if frames else schema.empty(wanted)
+
+
+def scan_table(data_dir: DataDir, name: str) -> pl.LazyFrame:
+    """A table as committed, lazily: for counts and previews, which read only what they show. The
+    files are not checked against the ledger (`read_table` does that for what stages build on)."""
+    paths = [data_dir.tables / part["file"] for part in _parts(data_dir, name, read_ledger(data_dir).get(name))]
+    frames = [pl.scan_parquet(path) for path in paths if path.exists()]
+    return pl.concat(frames, how="diagonal_relaxed") if frames else schema.empty(schema.TABLES[name]).lazy()
+
+
+def _read(path: Path, name: str, wanted: dict, sha256: str | None = None) -> pl.DataFrame:
     if not path.exists():
-        if entry is not None:
+        if sha256 is not None:
             raise StoreError(f"{path} is missing, though it was committed: restore it from a backup, or {REBUILD}")
-        return schema.empty(schema.TABLES[name])
+        return schema.empty(wanted)
     try:
-        frame = pl.read_parquet(path)
+        present = pl.read_parquet_schema(path)
+        frame = pl.read_parquet(path, columns=[c for c in present if c in wanted])
     except Exception as err:  # polars and Arrow raise many kinds for a damaged file
         raise StoreError(f"{path} is damaged and cannot be read ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}): restore it from a backup, or {REBUILD}") from None
-    if entry is not None:
+    if sha256 is not None:
         with open(path, "rb") as fh:
-            if hashlib.file_digest(fh, "sha256").hexdigest() != entry["sha256"]:
+            if hashlib.file_digest(fh, "sha256").hexdigest() != sha256:
                 raise StoreError(f"{path} is not the file its commit wrote (changed outside the pipeline): "
                                  f"restore it from a backup, or {REBUILD}")
     try:
-        return schema.upgrade(frame, schema.TABLES[name], str(path))
+        schema.upgrade(pl.DataFrame(schema=present), schema.TABLES[name], str(path))  # every column, not only those read
+        return schema.upgrade(frame, wanted, str(path))
     except schema.SchemaError as err:
         raise StoreError(str(err)) from None
 
@@ -258,15 +354,16 @@ def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.Da
     for name, suite in suites.items():
         audit = (ledger.get(name) or {}).get("audit") or {}
         if name not in ledger:
-            raise NotAudited(f"{data_dir.table(name)} has no audited commit: nothing to publish; run `papers run` first")
+            raise NotAudited(f"{location(data_dir, name)} has no audited commit: nothing to publish; run `papers run` first")
         if suite is not None and not (audit.get("suite") == suite and audit.get("passed")):
-            raise NotAudited(f"{data_dir.table(name)} has not passed the {suite} suite: run `papers run` to audit it")
+            raise NotAudited(f"{location(data_dir, name)} has not passed the {suite} suite: run `papers run` to audit it")
     return {name: read_table(data_dir, name) for name in suites}
 
 
 def write_catalog(data_dir: DataDir) -> Path:
-    """A DuckDB file with one view per table over its Parquet file, swapped in atomically. The views
-    name the files relative to the data directory (`tables/papers.parquet`), so a copied or
+    """A DuckDB file with one view per table over its Parquet file (or its parts), swapped in
+    atomically. The views name the files relative to the data directory (`tables/papers.parquet`,
+    `tables/listings/*.parquet`), so a copied or
     re-mounted data directory works at once: DuckDB finds them through `file_search_path` (set by
     `connect_catalog`), or from the data directory as the working directory."""
     with atomic_path(data_dir.catalog, fault="catalog") as tmp:
@@ -275,7 +372,9 @@ def write_catalog(data_dir: DataDir) -> Path:
         try:
             con.execute(f"SET file_search_path = '{_quoted(data_dir.root)}'")
             for name in VIEW_TABLES:
-                path = f"tables/{name}.parquet"
+                # parts may be of earlier schemas: their columns are matched by name
+                source = (f"read_parquet('tables/{name}/*.parquet', union_by_name = true)"
+                          if location(data_dir, name).is_dir() else f"read_parquet('tables/{name}.parquet')")
                 if name == "captures":
                     # A capture's row says how many listings and rejects it gave.
                     con.execute(f"""
@@ -283,13 +382,13 @@ def write_catalog(data_dir: DataDir) -> Path:
                         SELECT c.*,
                                coalesce(l.n, 0)::INTEGER AS n_listings,
                                coalesce(r.n, 0)::INTEGER AS n_rejects
-                        FROM read_parquet('{path}') c
+                        FROM {source} c
                         LEFT JOIN (SELECT capture_id, count(*) AS n FROM listings GROUP BY ALL) l
                                USING (capture_id)
                         LEFT JOIN (SELECT capture_id, count(*) AS n FROM rejects GROUP BY ALL) r
                                USING (capture_id)""")
                 else:
-                    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+                    con.execute(f"CREATE VIEW {name} AS SELECT * FROM {source}")
             con.execute("CHECKPOINT")
         finally:
             con.close()

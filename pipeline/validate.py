@@ -111,6 +111,20 @@ def _for_gx(frame: pl.DataFrame, needed: set[str]):
     return selected.with_columns(pl.col(name).cast(pl.Datetime("ns")) for name in fits).to_pandas()
 
 
+def _suite(name: str, suites_dir: Path | None, only: str | None) -> dict:
+    spec = load_suite(name, suites_dir or SUITES_DIR)
+    if only is None:
+        return spec
+    return {**spec, "expectations": [e for e in spec["expectations"]
+                                     if (e.get("meta") or {}).get("on_failure", BLOCK) == only]}
+
+
+def columns_read(suite_name: str, id_column: str, only: str | None = None, suites_dir: Path | None = None) -> list[str]:
+    """The columns a suite's expectations (those of policy `only`, if given) read, with the id."""
+    spec = _suite(suite_name, suites_dir, only)
+    return list(dict.fromkeys([id_column, *(c for e in spec["expectations"] for c in columns_of(e["kwargs"]))]))
+
+
 def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Path | None = None,
              suites_dir: Path | None = None, only: str | None = None) -> Report:
     """Run the suite over the frame; with `docs_dir`, also write GX's Data Docs (static HTML) there.
@@ -120,10 +134,7 @@ def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Pat
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    spec = load_suite(suite_name, suites_dir or SUITES_DIR)
-    if only is not None:
-        spec = {**spec, "expectations": [e for e in spec["expectations"]
-                                         if (e.get("meta") or {}).get("on_failure", BLOCK) == only]}
+    spec = _suite(suite_name, suites_dir, only)
     from great_expectations.execution_engine import pandas_execution_engine
 
     # GX fingerprints each frame it is handed (a hash of every value, for the batch's metadata
@@ -131,8 +142,7 @@ def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Pat
     pandas_execution_engine.HASH_THRESHOLD = 0
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    needed = {id_column} | {c for e in spec["expectations"] for c in columns_of(e["kwargs"])}
-    data = _for_gx(frame, needed)
+    data = _for_gx(frame, set(columns_read(suite_name, id_column, only, suites_dir)))
     # GX filters the whole frame it is given for each expectation (its rows with the column not
     # null): handed every column, it would copy the abstracts once per rule. Each group of rules
     # that read the same columns gets a frame of those columns only (pandas shares their memory).

@@ -41,7 +41,7 @@ def test_bad_rows_are_quarantined_and_never_released(data_dir, captures_copy):
     assert "expect_column_pair_values_a_to_be_greater_than_b(captured_at,published_on)" in failed
     assert checks["papers_contract"].passed
 
-    rejects = pl.read_parquet(data_dir / "tables" / "rejects.parquet")
+    rejects = pl.read_parquet(data_dir / "tables" / "rejects" / "*.parquet")
     by_rule = dict(rejects.select("rule", "excerpt").iter_rows())
     assert by_rule["bad_field"] is not None and "negative count" in rejects.filter(
         pl.col("rule") == "bad_field")["message"].item()

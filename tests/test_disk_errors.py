@@ -40,7 +40,8 @@ def in_own_mounts(script: str, **env) -> None:
 
 
 def ledger(data: Path) -> dict:
-    return {name: entry["sha256"] for name, entry in json.loads((data / "tables" / "ledger.json").read_text()).items()}
+    return {name: entry.get("sha256") or [part["sha256"] for part in entry["parts"]]
+            for name, entry in json.loads((data / "tables" / "ledger.json").read_text()).items()}
 
 
 def tags(data: Path) -> list[str]:

@@ -61,7 +61,7 @@ def test_a_retyped_column_is_a_clear_error_naming_the_migration(older, monkeypat
     result = run(data, folder)
     (failure,) = [e for e in result.all_events if e.is_step_failure]
     message = failure.step_failure_data.error.message
-    assert "listings.parquet was written in another schema" in message
+    assert "listings/000001.parquet was written in another schema" in message
     assert "upvotes (Int32, now String)" in message and "papers run --full-refresh" in message
 
 

@@ -154,7 +154,7 @@ def test_dagster_partition_then_the_pipeline(tmp_path, monkeypatch):
     result = dg.materialize(ALL_ASSETS, resources=resources,
                             run_config={"ops": {"captures": {"config": {"captures_dir": str(empty)}}}})
     assert result.success
-    listings = pl.read_parquet(data / "tables" / "listings.parquet")
+    listings = pl.read_parquet(data / "tables" / "listings" / "*.parquet")
     assert listings.filter(pl.col("source") == "hf_daily_api").height == PAGE_SIZE + 1
     assert listings.filter(pl.col("source") == "hf_search_api").height == 1
     papers = pl.read_parquet(data / "tables" / "papers.parquet")

@@ -83,10 +83,10 @@ def test_an_empty_day_is_parsed_once_and_never_fails(data_dir, captures_copy):
         result = materialize(data_dir, captures_copy)
         assert result.success, attempt
         assert all(c.passed for c in checks(result).values()), attempt
-        now = (data_dir / "tables" / "listings.parquet").read_bytes()
+        now = {p.name: p.read_bytes() for p in (data_dir / "tables" / "listings").iterdir()}
         assert listings in (None, now)  # nothing new after the first run: the table stays as it is
         listings = now
-    parsed = pl.read_parquet(data_dir / "tables" / "parsed.parquet")
+    parsed = pl.read_parquet(data_dir / "tables" / "parsed" / "*.parquet")
     assert parsed.filter(pl.col("capture_id") == empty_id).select("listings", "rejects").row(0) == (0, 0)
     assert parsed.height == len(SAMPLE_FILES) + 1
 
@@ -119,7 +119,7 @@ def test_a_failed_audit_commits_nothing_and_no_release_follows(data_dir, capture
     for name in stages.RESOLVED_TABLES:
         assert ledger[name] == ledger_before[name]
     # the listings passed their own suite and were committed
-    assert "A Paper Of A Later Day" in pl.read_parquet(tables / "listings.parquet")["title"].to_list()
+    assert "A Paper Of A Later Day" in pl.read_parquet(tables / "listings" / "*.parquet")["title"].to_list()
     assert "release" not in {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
     # re-publishing by hand makes no version of the unaudited papers either
     with dg.DagsterInstance.ephemeral() as instance:
@@ -274,7 +274,7 @@ def test_a_hostile_page_costs_linear_time_and_the_good_pages_beside_it_are_parse
     shutil.copy(SAMPLE_FILES[0], folder)
     with deadline(300):
         assert materialize(data_dir, folder).success
-    listings = pl.read_parquet(data_dir / "tables" / "listings.parquet")
+    listings = pl.read_parquet(data_dir / "tables" / "listings" / "*.parquet")
     good_id = hashlib.sha256(SAMPLE_FILES[0].read_bytes()).hexdigest()
     assert listings.filter(pl.col("capture_id") == good_id).height == len(
         [e for e in parse.FORMATS[-1].parse(SAMPLE_FILES[0].read_text(), ctx) if isinstance(e, dict)])
@@ -297,8 +297,9 @@ def test_a_lost_captures_table_comes_back_whole(released, tmp_path):
 def test_a_damaged_table_is_named_and_a_full_refresh_rebuilds_it(released, tmp_path):
     data_dir = tmp_path / "data"
     shutil.copytree(released[0], data_dir)
-    listings = data_dir / "tables" / "listings.parquet"
-    before = pl.read_parquet(listings)
+    parts = data_dir / "tables" / "listings" / "*.parquet"
+    before = pl.read_parquet(parts)
+    (listings,) = (data_dir / "tables" / "listings").glob("*.parquet")
     listings.write_bytes(listings.read_bytes()[:1000])  # a truncated copy
     done = cli(["run", "--captures", str(released[1])], data_dir)
     assert done.returncode == 1
@@ -306,7 +307,7 @@ def test_a_damaged_table_is_named_and_a_full_refresh_rebuilds_it(released, tmp_p
     assert f"{listings} is damaged" in line and "papers run --full-refresh" in line
     rebuilt = cli(["run", "--captures", str(released[1]), "--full-refresh"], data_dir)
     assert rebuilt.returncode == 0, rebuilt.stderr
-    assert pl.read_parquet(listings).equals(before)
+    assert pl.read_parquet(parts).equals(before)
     assert "(unchanged)" in rebuilt.stdout  # the same data as the published version
 
 

@@ -1,0 +1,146 @@
+"""Tables that grow by parts (`store.APPENDED`): a commit writes only the rows it adds, the ledger
+vouches for every part, and the catalog, the readers and a crash see the table whole."""
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import polars as pl
+import pytest
+
+from conftest import ROOT
+from pipeline import schema, store
+from pipeline.paths import DataDir
+
+
+def rejects(*positions: int, capture: str = "c1") -> pl.DataFrame:
+    """Rejects rows, told apart by their position (the value the tests check)."""
+    return schema.conform([{"capture_id": capture, "position": p, "stage": "parse", "rule": "r",
+                            "message": f"entry {p}", "excerpt": None} for p in positions], schema.REJECTS)
+
+
+def parts(data_dir: DataDir, name: str = "rejects") -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((data_dir.tables / name).glob("*.parquet"))}
+
+
+def ledger(data_dir: DataDir) -> dict:
+    return json.loads((data_dir.tables / store.LEDGER).read_text())
+
+
+def test_a_commit_adds_a_part_with_its_rows_and_leaves_the_earlier_parts_alone(tmp_path):
+    data_dir = DataDir(tmp_path)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(1, 2)})
+    first = parts(data_dir)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(3)})
+    store.write_tables(data_dir, {}, appended={"rejects": rejects()})  # nothing new: no part
+    now = parts(data_dir)
+    assert list(now) == ["000001.parquet", "000002.parquet"]
+    assert now["000001.parquet"] == first["000001.parquet"]
+    assert pl.read_parquet(data_dir.tables / "rejects" / "000002.parquet")["position"].to_list() == [3]
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2, 3]
+    assert store.read_table(data_dir, "rejects", columns=["position"]).columns == ["position"]
+    entry = ledger(data_dir)["rejects"]
+    assert entry["rows"] == 3 and [p["rows"] for p in entry["parts"]] == [2, 1]
+    # what the catalog's view reads
+    assert duckdb.execute(f"SELECT list(position ORDER BY position) FROM read_parquet("
+                          f"'{data_dir.tables}/rejects/*.parquet', union_by_name = true)").fetchone()[0] == [1, 2, 3]
+
+
+def test_an_empty_table_has_one_empty_part_for_its_schema(tmp_path):
+    data_dir = DataDir(tmp_path)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects()})
+    assert list(parts(data_dir)) == ["000001.parquet"]
+    assert store.read_table(data_dir, "rejects").schema == pl.Schema(schema.REJECTS)
+
+
+def test_past_the_most_parts_a_commit_writes_the_table_as_one_part(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "MAX_PARTS", 3)
+    data_dir = DataDir(tmp_path)
+    for position in range(1, 4):
+        store.write_tables(data_dir, {}, appended={"rejects": rejects(position)})
+    assert len(parts(data_dir)) == 3
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(4)})
+    assert list(parts(data_dir)) == ["000004.parquet"]
+    assert pl.read_parquet(data_dir.tables / "rejects" / "000004.parquet")["position"].to_list() == [1, 2, 3, 4]
+    assert [p["file"] for p in ledger(data_dir)["rejects"]["parts"]] == ["rejects/000004.parquet"]
+
+
+def test_a_table_replaced_whole_drops_its_parts(tmp_path):
+    data_dir = DataDir(tmp_path)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(1)})
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(2)})
+    store.write_tables(data_dir, {"rejects": rejects(7, 8)})  # a full refresh
+    assert list(parts(data_dir)) == ["000003.parquet"]
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [7, 8]
+
+
+def test_a_table_committed_as_one_file_becomes_the_first_part(tmp_path):
+    """A data directory written before parts: `rejects.parquet`, which the ledger vouches for."""
+    data_dir = DataDir(tmp_path)
+    data_dir.tables.mkdir()
+    rejects(1, 2).write_parquet(data_dir.table("rejects"))
+    entry = {"rows": 2, "audit": None, "sha256": hashlib.sha256(data_dir.table("rejects").read_bytes()).hexdigest()}
+    (data_dir.tables / store.LEDGER).write_text(json.dumps({"rejects": entry}))
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2]
+
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(3)})
+    assert not data_dir.table("rejects").exists()
+    assert list(parts(data_dir)) == ["000000.parquet", "000001.parquet"]
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2, 3]
+    assert ledger(data_dir)["rejects"]["parts"][0]["sha256"] == entry["sha256"]
+
+
+def test_a_missing_part_or_a_retyped_column_in_one_is_named(tmp_path, monkeypatch):
+    data_dir = DataDir(tmp_path)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(1)})
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(2)})
+    # a narrow read still checks every column of every part
+    monkeypatch.setitem(schema.REJECTS, "message", pl.Int64)
+    with pytest.raises(store.StoreError, match=r"rejects/000001.parquet was written in another schema.*message"):
+        store.read_table(data_dir, "rejects", columns=["position"])
+    monkeypatch.undo()
+    (data_dir.tables / "rejects" / "000001.parquet").unlink()
+    with pytest.raises(store.StoreError, match=r"rejects/000001.parquet is missing, though it was committed"):
+        store.read_table(data_dir, "rejects")
+    (data_dir.tables / store.LEDGER).unlink()
+    with pytest.raises(store.StoreError, match=r"does not know the parts in .*rejects"):
+        store.read_table(data_dir, "rejects")
+
+
+KILLED_COMMIT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    import polars as pl
+    from pipeline import schema, store
+    from pipeline.paths import DataDir
+    store.MAX_PARTS = 2
+    rows = schema.conform([{{"capture_id": "c1", "position": 9, "stage": "parse", "rule": "r",
+                             "message": "entry 9", "excerpt": None}}], schema.REJECTS)
+    store.write_tables(DataDir.resolve({data!r}), {{}}, appended={{"rejects": rows}}, label="grow")
+""")
+
+
+@pytest.mark.parametrize("point, done", [("commit:grow:staged", False), ("commit:grow:journaled", True),
+                                         ("commit:grow:rejects:after-move", True)])
+def test_a_commit_that_folds_the_parts_killed_halfway_is_finished_or_undone(tmp_path, monkeypatch, point, done):
+    monkeypatch.setattr(store, "MAX_PARTS", 2)
+    data_dir = DataDir(tmp_path / "data")
+    for position in (1, 2):
+        store.write_tables(data_dir, {}, appended={"rejects": rejects(position)})
+    before = parts(data_dir)
+    script = KILLED_COMMIT.format(root=str(ROOT), data=str(data_dir.root)) + "\n"
+    killed = subprocess.run([sys.executable, "-c", script], env={"PAPERS_FAULT": point, "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL and f"fault point {point}: killing process" in killed.stderr
+
+    with store.exclusive(data_dir, "the next run"):  # which finishes (or clears) what the kill left
+        pass
+    expected = [1, 2, 9] if done else [1, 2]
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == expected
+    assert (list(parts(data_dir)) == ["000003.parquet"]) if done else (parts(data_dir) == before)
+    assert not [p for p in data_dir.root.rglob(".*") if p.name != ".lock"]
+    assert duckdb.execute(f"SELECT count(*) FROM read_parquet('{data_dir.tables}/rejects/*.parquet')").fetchone()[0] == len(expected)
