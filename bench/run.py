@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from bench import pages
-from pipeline import dedup, parse, release, store, validate
+from pipeline import dedup, parse, release, schema, store, validate
 from pipeline.paths import DataDir
 from pipeline.sources.folder import import_folder
 
@@ -86,7 +86,8 @@ def pipeline_in_process(folder: Path, data_dir: DataDir, stages: Stages) -> dict
         store.write_tables(data_dir, {"listings": kept, "rejects": pl.concat([rejects, quarantined])})
         store.write_tables(data_dir, {**{name: getattr(resolution, name) for name in
                                          ("papers", "sightings", "merges", "aliases")},
-                                      "resolver_state": resolution.state})
+                                      "resolver_state": resolution.state.select(list(schema.RESOLVER_STATE)),
+                                      "records": resolution.state.select(list(schema.RECORDS))})
         store.write_catalog(data_dir)
 
     stages.run("store", write)

@@ -63,6 +63,10 @@ SIGN_IN_WORKERS = 100_000  # records from which signing in worker processes repa
 # Every column of a paper that its listings carry is the latest sighting's value, but these.
 _OWN_POLICY = ("published_on", "daily_date")
 _BASIS_RANK = {basis: rank for rank, basis in enumerate(reversed(schema.PUBLISHED_ON_BASES))}
+# What resolution keeps between runs: each record in use with its paper (stored as `resolver_state`)
+# and its keys and signature (stored as `records`).
+STATE = {**schema.RESOLVER_STATE, **schema.RECORDS}
+
 
 @dataclass
 class Resolution:
@@ -70,7 +74,7 @@ class Resolution:
     sightings: pl.DataFrame
     merges: pl.DataFrame
     aliases: pl.DataFrame  # every id that became another's alias, cumulative
-    state: pl.DataFrame
+    state: pl.DataFrame  # `STATE`
 
 
 def short_hash(expr: pl.Expr) -> pl.Expr:
@@ -306,7 +310,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     title key, or is a near-duplicate candidate of theirs) form a region that is grouped again from
     scratch, pass by pass in a fixed order; the papers outside it stay as they were."""
     aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
-    state = schema.empty(schema.RESOLVER_STATE) if state is None else schema.conform(state, schema.RESOLVER_STATE)
+    state = schema.empty(STATE) if state is None else schema.conform(state, STATE)
     merges = schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)
     resolved_before = merges.select("listing_id", "record_id").join(state.select("record_id"), on="record_id", how="semi")
     listings = listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
@@ -499,4 +503,4 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
              .join(record_paper, on="record_id", maintain_order="left")
              .join(assigned.select("record_id", "rule", "score"), on="record_id", maintain_order="left"))
     return Resolution(papers=papers, sightings=sightings, merges=merges, aliases=all_aliases,
-                      state=schema.conform(state, schema.RESOLVER_STATE))
+                      state=schema.conform(state, STATE))

@@ -127,15 +127,19 @@ ALIASES = {  # ids that turned out to name the same paper as another
     "paper_id": pl.String,  # the surviving id
 }
 
-RESOLVER_STATE = {  # what resolution keeps between runs: every record, its paper, its signature
+RECORDS = {  # every record resolution has signed: its keys and signature, which its id fixes for good
     "record_id": pl.String,
-    "paper_id": pl.String,
     "arxiv_id": pl.String,
     "title_key": pl.String,
     "abstract_key": pl.String,
+    "signature": pl.Binary,  # MinHash signature, uint32 little-endian
+}
+
+RESOLVER_STATE = {  # what resolution keeps between runs: every record in use, its paper and how it joined
+    "record_id": pl.String,
+    "paper_id": pl.String,
     "rule": pl.String,
     "score": pl.Float32,
-    "signature": pl.Binary,  # MinHash signature, uint32 little-endian
 }
 
 CHANGES = {
@@ -156,6 +160,7 @@ TABLES = {
     "merges": MERGES,
     "aliases": ALIASES,
     "resolver_state": RESOLVER_STATE,
+    "records": RECORDS,
 }
 
 # What each column of the published tables means: the dataset card's column table is made from it.

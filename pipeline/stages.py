@@ -145,41 +145,56 @@ class Resolved:
     committed: bool
 
 
-RESOLVED_TABLES = ("papers", "sightings", "merges", "aliases", "resolver_state")
+RESOLVED_TABLES = ("papers", "sightings", "merges", "aliases", "resolver_state", "records")
 
 
 def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = False) -> Resolved:
     """Resolve the listings into papers (incrementally, from the previous resolution), check the
     papers suite on the result, and commit the resolution's tables together only if it passed.
-    A full refresh groups every listing from scratch, keeping the ids of the previous resolution
-    (or, when its tables cannot be read, of the previous release), as a fresh data directory keeps
-    the previous release's."""
+    Resolving from scratch (a full refresh, or a data directory without the resolver's state) keeps
+    the ids of the previous resolution (or, when its tables cannot be read, of the previous
+    release), as a fresh data directory keeps the previous release's. The records signed before
+    are kept; only the new ones are written, as a new part of `records`."""
     with store.exclusive(data_dir, "resolve"):
         listings = store.read_table(data_dir, "listings")
-        tables = {} if full_refresh else {name: store.read_table(data_dir, name) for name in RESOLVED_TABLES}
-        state = tables.get("resolver_state")
-        previous_ids, aliases, previous = None, tables.get("aliases"), None
-        if full_refresh:
+        state, signed = (None, None) if full_refresh else _state(data_dir)
+        previous_ids, aliases, previous, merges = None, None, None, None
+        if state is None:
             try:
                 merges, aliases = store.read_table(data_dir, "merges"), store.read_table(data_dir, "aliases")
                 previous_ids = merges.select("listing_id", "paper_id") if merges.height else None
             except store.StoreError:
                 aliases = None
-        if state is None or state.is_empty():
-            state = None
+            merges = None
             latest = publish.latest(target).tables if previous_ids is None else None
             if latest is not None:
                 previous_ids, aliases = latest["sightings"].select("listing_id", "paper_id"), latest["aliases"]
         else:  # the papers no new listing reaches keep their rows
-            previous = {name: tables[name] for name in ("papers", "sightings")}
-        resolution = dedup.resolve(listings, state, tables.get("merges"), previous_ids, aliases, previous)
+            merges, aliases = store.read_table(data_dir, "merges"), store.read_table(data_dir, "aliases")
+            previous = {name: store.read_table(data_dir, name) for name in ("papers", "sightings")}
+        resolution = dedup.resolve(listings, state, merges, previous_ids, aliases, previous)
         report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs)
         committed = not report.blocking_failures
         if committed:
             out = {name: getattr(resolution, name) for name in ("papers", "sightings", "merges", "aliases")}
-            store.write_tables(data_dir, {**out, "resolver_state": resolution.state}, audit=_audit(report),
-                               label="resolve")
+            out["resolver_state"] = resolution.state.select(list(schema.RESOLVER_STATE))
+            records = resolution.state.select(list(schema.RECORDS))
+            if signed is None:
+                out["records"] = records
+            store.write_tables(data_dir, out, audit=_audit(report), label="resolve", appended=None if signed is None else {
+                "records": records.join(signed, on="record_id", how="anti")})
         return Resolved(resolution, listings.height, report, committed)
+
+
+def _state(data_dir: DataDir) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """The resolver's state (`dedup.STATE`: each record in use, with its paper, keys and signature)
+    and the ids of every record signed so far; (None, None) when there is no state to go on: never
+    resolved, or resolved before records were kept apart (whose state the next resolution replaces)."""
+    if not {"records", "resolver_state"} <= store.read_ledger(data_dir).keys():
+        return None, None
+    records = store.read_table(data_dir, "records")
+    state = store.read_table(data_dir, "resolver_state").join(records, on="record_id", how="left")
+    return (state if state.height else None), records.select("record_id")
 
 
 def catalog(data_dir: DataDir) -> tuple[Path, dict[str, int]]:

@@ -38,7 +38,7 @@ from pipeline.paths import DataDir
 # captures last: its view counts the listings and rejects of each capture.
 VIEW_TABLES = ("listings", "rejects", "parsed", "papers", "sightings", "merges", "aliases", "captures")
 LEDGER = "ledger.json"
-APPENDED = ("listings", "rejects", "parsed")  # folders of parts: a commit adds one
+APPENDED = ("listings", "rejects", "parsed", "records")  # folders of parts: a commit adds one
 MAX_PARTS = 32  # a commit that would leave more parts writes the table as one part
 REBUILD = "rebuild the tables from the raw store with `papers run --full-refresh`"
 

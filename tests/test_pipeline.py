@@ -1,7 +1,9 @@
 """The whole asset graph, materialized for real by Dagster into a temporary data directory."""
 
 import datetime as dt
+import hashlib
 import json
+import shutil
 
 import dagster as dg
 import duckdb
@@ -11,7 +13,7 @@ from dulwich import porcelain
 
 from assets.definitions import ALL_ASSETS
 from assets.resources import DataDirResource, ReleaseTargetResource
-from pipeline import release
+from pipeline import release, schema, store
 from pipeline.publish import LocalGitTarget
 from bench.render import block_page
 from conftest import SAMPLES
@@ -92,10 +94,57 @@ def test_incremental_runs_equal_a_full_refresh(first_run, data_dir, captures_cop
         {"title": "Another New Paper", "abstract": "Text about new things.", "author_count": 1,
          "published_on": dt.date(2026, 6, 1)}], dt.date(2026, 6, 2)), encoding="utf-8")
     materialize(data_dir, captures_copy)
-    incremental = {p.name: pl.read_parquet(p) for p in (data_dir / "tables").glob("*.parquet")}
+
+    def tables():
+        return {name: pl.read_parquet(data_dir / "tables" / (f"{name}/*.parquet" if name in store.APPENDED else
+                                                             f"{name}.parquet")) for name in schema.TABLES}
+
+    incremental = tables()
     materialize(data_dir, captures_copy, full_refresh=True)
-    for name, frame in incremental.items():
-        assert pl.read_parquet(data_dir / "tables" / name).sort(frame.columns[0]).equals(frame.sort(frame.columns[0])), name
+    for name, frame in tables().items():
+        assert frame.sort(frame.columns[:2]).equals(incremental[name].sort(frame.columns[:2])), name
+
+
+def new_paper(captures, title):
+    (captures / "extra.txt").write_text(block_page([
+        {"title": title, "abstract": "Text about new things, and nothing else.", "author_count": 1,
+         "published_on": dt.date(2026, 6, 1)}], dt.date(2026, 6, 2)), encoding="utf-8")
+
+
+def test_a_run_writes_only_the_records_it_signed(first_run, data_dir, captures_copy):
+    records = data_dir / "tables" / "records"
+    before = {p.name: p.read_bytes() for p in records.glob("*.parquet")}
+    new_paper(captures_copy, "Another New Paper")
+    materialize(data_dir, captures_copy)
+    after = {p.name: p.read_bytes() for p in records.glob("*.parquet")}
+    assert {name: after[name] for name in before} == before
+    (added,) = set(after) - set(before)
+    merges = pl.read_parquet(data_dir / "tables" / "merges.parquet")
+    listing = pl.read_parquet(data_dir / "tables" / "listings" / "*.parquet").filter(pl.col("title") == "Another New Paper")
+    assert pl.read_parquet(records / added)["record_id"].to_list() == merges.join(
+        listing.select("listing_id"), on="listing_id")["record_id"].to_list()
+
+
+def test_a_data_directory_from_before_records_were_kept_apart_keeps_its_ids(first_run, data_dir, captures_copy):
+    # The layout before: keys and signatures in `resolver_state`, no `records` table.
+    tables = data_dir / "tables"
+    wide = pl.read_parquet(tables / "resolver_state.parquet").join(
+        pl.read_parquet(tables / "records" / "*.parquet"), on="record_id")
+    wide.write_parquet(tables / "resolver_state.parquet")
+    shutil.rmtree(tables / "records")
+    ledger = json.loads((tables / "ledger.json").read_text())
+    del ledger["records"]
+    ledger["resolver_state"]["sha256"] = hashlib.sha256((tables / "resolver_state.parquet").read_bytes()).hexdigest()
+    (tables / "ledger.json").write_text(json.dumps(ledger))
+    papers = pl.read_parquet(tables / "papers.parquet").select("paper_id", "title")
+
+    new_paper(captures_copy, "Another New Paper")
+    materialize(data_dir, captures_copy)
+    now = pl.read_parquet(tables / "papers.parquet").select("paper_id", "title")
+    assert now.join(papers, on="paper_id").height == papers.height  # every paper keeps its id
+    assert now.height == papers.height + 1 and "Another New Paper" in now["title"].to_list()
+    assert pl.read_parquet(tables / "resolver_state.parquet").columns == list(schema.RESOLVER_STATE)
+    assert pl.read_parquet(tables / "records" / "*.parquet").height == wide.height + 1
 
 
 def test_added_capture_makes_a_new_version_naming_what_changed(first_run, data_dir, captures_copy):

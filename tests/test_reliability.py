@@ -28,7 +28,8 @@ from pipeline import store
 from pipeline.paths import DataDir
 from pipeline.publish import LocalGitTarget
 
-TABLES = ("captures", "listings", "rejects", "parsed", "papers", "sightings", "merges", "aliases", "resolver_state")
+TABLES = ("captures", "listings", "rejects", "parsed", "papers", "sightings", "merges", "aliases", "resolver_state",
+          "records")
 
 
 def run(data_dir: Path, captures: Path, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
@@ -126,7 +127,8 @@ def test_a_kill_at_every_commit_point_leaves_before_or_after_and_the_next_run_eq
     assert traced.returncode == 0, traced.stderr
     points = list(dict.fromkeys(trace.read_text().split()))
     for label, files in (("captures", ["captures.parquet"]), ("parse", ["listings", "rejects", "parsed"]),
-                         ("resolve", [f"{t}.parquet" for t in ("papers", "sightings", "merges", "aliases", "resolver_state")])):
+                         ("resolve", [f"{t}.parquet" for t in ("papers", "sightings", "merges", "aliases", "resolver_state")]
+                          + ["records"])):
         for name in [*files, "ledger.json"]:
             assert {f"commit:{label}:{name}:before-move", f"commit:{label}:{name}:after-move"} <= set(points)
     assert RELEASE_STEPS | {"catalog:before-move", "catalog:after-move"} <= set(points)
