@@ -23,7 +23,9 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -185,8 +187,10 @@ def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
                     allow_removals)
     version = next_version(existing_tags, now.date())
     created_at = now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
-    files = {path: parquet_bytes(part) for name in (*PUBLISHED, "changes")
+    parts = {path: part for name in (*PUBLISHED, "changes")
              for path, part in shards(name, changes if name == "changes" else tables[name]).items()}
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # Arrow encodes and compresses outside the GIL
+        files = dict(zip(parts, pool.map(parquet_bytes, parts.values())))
     configs = [name for name in card.CONFIGS if any(path.startswith(card.CONFIGS[name] + "/") for path in files)]
     files["README.md"] = card.render(version, papers, sightings, captures.height, configs, repo_id, CHART).encode()
     files[CHART] = card.chart(papers)
