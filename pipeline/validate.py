@@ -149,12 +149,13 @@ def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Pat
     groups: dict[tuple[str, ...], list[dict]] = {}
     for expectation in spec["expectations"]:
         groups.setdefault(tuple(columns_of(expectation["kwargs"])), []).append(expectation)
-    frames = context.data_sources.add_pandas("frames")
+    # One batch definition serves every group: each run is handed its own frame (and every asset
+    # added would write the context's whole configuration out again).
+    batch = context.data_sources.add_pandas("frames").add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("whole")
     results = []
-    for i, (columns, expectations) in enumerate(groups.items()):
+    for columns, expectations in groups.items():
         name = f"{spec['name']}: {', '.join(columns) or 'table'}"
         suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=spec.get("meta", {})))
-        batch = frames.add_dataframe_asset(f"{suite_name}_{i}").add_batch_definition_whole_dataframe("whole")
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
         results += definition.run(
             batch_parameters={"dataframe": data[list(dict.fromkeys([id_column, *columns]))]},
