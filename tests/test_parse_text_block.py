@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from pipeline.parse import text_block
 from pipeline.parse.common import ParseContext, Reject, resolve_month_day
@@ -130,3 +131,22 @@ def test_broken_entries_become_rejects_and_nothing_is_lost():
 def test_detection_by_content():
     assert text_block.looks_like((SAMPLES / "000_b32d59d65bae7777.txt").read_text())
     assert not text_block.looks_like("just some words\nand more\n")
+
+
+# Lines as a page may have them: the dot alone or padded with any white space (the non-breaking
+# and the Unicode line separator too, which are spaces, not line breaks, here), empty or blank
+# lines, header lines, and text with a dot inside.
+LINE = st.sampled_from(["·", " · ", "\t·\xa0", "\u2028·", "·\x0b", "", " ", "\xa0", "\u2028", "a", "Daily Papers",
+                        "Trending Papers", "May 7", "x · y", "··"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE, max_size=8), st.sampled_from(["\n", "\r\n", "\r"]))
+def test_the_layout_is_told_by_a_dot_line_between_lines_with_text_or_by_its_header(lines, newline):
+    """By the rule: a line that is `·` (white space aside) with text on the line before and after
+    it, or else a page whose first three lines with text are all header lines."""
+    text = [line.strip() for line in lines]
+    dotted = any(text[i] == "·" and text[i - 1] and text[i + 1] for i in range(1, len(lines) - 1))
+    head = [line for line in text if line][:3]
+    expected = dotted or (bool(head) and all(line in text_block.HEADER_LINES for line in head))
+    assert text_block.looks_like(newline.join(lines)) == expected

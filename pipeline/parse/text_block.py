@@ -53,11 +53,17 @@ def _anchors(lines: list[str]) -> list[int]:
     ]
 
 
+# A `·` line inside a metadata paragraph (what `_anchors` finds), found without cutting the page into
+# lines: telling the format is a fifth of importing a folder of these pages. Each line start is tried
+# once, and each part reads on to the end of one line at most: linear in the page's length.
+_ANCHOR = re.compile(r"^(?=[^\n]*\S)[^\n]*\n[^\S\n]*·[^\S\n]*\n(?=[^\n]*\S)", re.MULTILINE)
+
+
 def looks_like(text: str) -> bool:
-    lines = _lines(text)
-    if _anchors(lines):
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _ANCHOR.search(text):
         return True
-    head = [line.strip() for line in lines if line.strip()][:3]
+    head = [line.strip() for line in text.split("\n") if line.strip()][:3]
     return bool(head) and all(line in HEADER_LINES for line in head)
 
 
