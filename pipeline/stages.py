@@ -113,7 +113,7 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
             counts = (todo.select("capture_id").join(gave, on="capture_id", how="left")
                       .group_by("capture_id", maintain_order=True)
                       .agg(listings=(pl.col("kind") == "listings").sum(), rejects=(pl.col("kind") == "rejects").sum()))
-            parsed = pl.concat([done if not recorded else done.clear(), schema.conform(counts, schema.PARSED)])
+            parsed = pl.concat([*([] if recorded else [done]), schema.conform(counts, schema.PARSED)])
             new = {"listings": new_listings, "rejects": new_rejects, "parsed": parsed}
             store.write_tables(data_dir, new if full_refresh else {}, appended=None if full_refresh else new,
                                audit=_audit(report, quarantined=quarantined.height), label="parse")
@@ -178,11 +178,12 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
         if committed:
             out = {name: getattr(resolution, name) for name in ("papers", "sightings", "merges", "aliases")}
             out["resolver_state"] = resolution.state.select(list(schema.RESOLVER_STATE))
-            records = resolution.state.select(list(schema.RECORDS))
+            records, added = resolution.state.select(list(schema.RECORDS)), None
             if signed is None:
                 out["records"] = records
-            store.write_tables(data_dir, out, audit=_audit(report), label="resolve", appended=None if signed is None else {
-                "records": records.join(signed, on="record_id", how="anti")})
+            else:
+                added = {"records": records.join(signed, on="record_id", how="anti")}
+            store.write_tables(data_dir, out, audit=_audit(report), label="resolve", appended=added)
         return Resolved(resolution, listings.height, report, committed)
 
 
