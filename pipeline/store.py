@@ -129,7 +129,10 @@ def commit(data_dir: DataDir, files: dict[Path, pl.DataFrame | bytes], label: st
         for target in (renames or {}).values():
             target.parent.mkdir(parents=True, exist_ok=True)
         journal = data_dir.root / f".commit-{tag}.json"
-        relative = lambda path: str(path.relative_to(data_dir.root))  # noqa: E731
+
+        def relative(path: Path) -> str:
+            return str(path.relative_to(data_dir.root))
+
         with atomic_path(journal) as tmp:
             tmp.write_text(json.dumps({
                 "moves": [[relative(a), relative(b)] for a, b in [*(renames or {}).items(), *pending]],
@@ -364,9 +367,9 @@ def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.Da
 def write_catalog(data_dir: DataDir) -> Path:
     """A DuckDB file with one view per table over its Parquet file (or its parts), swapped in
     atomically. The views name the files relative to the data directory (`tables/papers.parquet`,
-    `tables/listings/*.parquet`), so a copied or
-    re-mounted data directory works at once: DuckDB finds them through `file_search_path` (set by
-    `connect_catalog`), or from the data directory as the working directory."""
+    `tables/listings/*.parquet`), so a copied or re-mounted data directory works at once: DuckDB
+    finds them through `file_search_path` (set by `connect_catalog`), or from the data directory as
+    the working directory."""
     with atomic_path(data_dir.catalog, fault="catalog") as tmp:
         tmp.unlink()  # DuckDB creates the file itself
         con = duckdb.connect(str(tmp))

@@ -121,7 +121,10 @@ def _suite(name: str, suites_dir: Path | None, only: str | None) -> dict:
 
 def columns_read(suite_name: str, id_column: str, only: str | None = None, suites_dir: Path | None = None) -> list[str]:
     """The columns a suite's expectations (those of policy `only`, if given) read, with the id."""
-    spec = _suite(suite_name, suites_dir, only)
+    return _columns(_suite(suite_name, suites_dir, only), id_column)
+
+
+def _columns(spec: dict, id_column: str) -> list[str]:
     return list(dict.fromkeys([id_column, *(c for e in spec["expectations"] for c in columns_of(e["kwargs"]))]))
 
 
@@ -142,7 +145,7 @@ def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Pat
     pandas_execution_engine.HASH_THRESHOLD = 0
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    data = _for_gx(frame, set(columns_read(suite_name, id_column, only, suites_dir)))
+    data = _for_gx(frame, set(_columns(spec, id_column)))
     # GX filters the whole frame it is given for each expectation (its rows with the column not
     # null): handed every column, it would copy the abstracts once per rule. Each group of rules
     # that read the same columns gets a frame of those columns only (pandas shares their memory).
@@ -151,7 +154,8 @@ def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Pat
         groups.setdefault(tuple(columns_of(expectation["kwargs"])), []).append(expectation)
     # One batch definition serves every group: each run is handed its own frame (and every asset
     # added would write the context's whole configuration out again).
-    batch = context.data_sources.add_pandas("frames").add_dataframe_asset(suite_name).add_batch_definition_whole_dataframe("whole")
+    batch = (context.data_sources.add_pandas("frames").add_dataframe_asset(suite_name)
+             .add_batch_definition_whole_dataframe("whole"))
     results = []
     for columns, expectations in groups.items():
         name = f"{spec['name']}: {', '.join(columns) or 'table'}"

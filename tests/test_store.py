@@ -17,9 +17,9 @@ from pipeline import schema, store
 from pipeline.paths import DataDir
 
 
-def rejects(*positions: int, capture: str = "c1") -> pl.DataFrame:
+def rejects(*positions: int) -> pl.DataFrame:
     """Rejects rows, told apart by their position (the value the tests check)."""
-    return schema.conform([{"capture_id": capture, "position": p, "stage": "parse", "rule": "r",
+    return schema.conform([{"capture_id": "c1", "position": p, "stage": "parse", "rule": "r",
                             "message": f"entry {p}", "excerpt": None} for p in positions], schema.REJECTS)
 
 
