@@ -295,7 +295,7 @@ def _lsh_among(keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
             previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None,
-            previous: dict[str, pl.DataFrame] | None = None) -> Resolution:
+            previous: dict[str, pl.DataFrame] | None = None, earlier: pl.LazyFrame | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
 
     `state` and `merges`: the previous resolution's records and listings (their papers, keys and
@@ -303,7 +303,9 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     release, for naming only (a resolution without `state` groups every record from scratch);
     `previous`: the previous resolution's `papers` and `sightings`, whose rows are kept for every
     paper the new listings do not reach (only those are aggregated again; they come after the kept
-    rows).
+    rows); `earlier`: the listings the previous resolution was made from, when `listings` are only
+    those added since (then `state`, `merges` and `previous` are required): lazily, since only the
+    rows of the papers the new listings reach are read.
 
     The grouping does not depend on the order or batching of the listings: the new records and
     every paper they could join or change (the papers holding a record that shares their arXiv id or
@@ -318,6 +320,9 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     row_hash = row_fingerprint(schema.conform(listings, schema.LISTINGS))
     keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract",
                                              listing_hash=row_hash), resolved_before)
+    if earlier is not None:  # the earlier listings as the previous resolution keyed them
+        keyed = pl.concat([merges.select("listing_id", "record_id", "listing_hash").join(
+            previous["sightings"].select("listing_id", "captured_at"), on="listing_id"), keyed], how="diagonal")
     # A record resolved before keeps its keys from the state; only new listings' records are made here.
     kept = state.select("record_id", "arxiv_id", "title_key", "abstract_key").filter(
         pl.col("record_id").is_in(keyed["record_id"].implode()))
@@ -421,11 +426,11 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
             fresh = keyed.join(resolved_before, on="listing_id", how="anti").select("record_id").unique()
             touched = pl.concat([pl.Series("root", comps.roots()[region]),
                                  assigned.join(fresh, on="record_id")["root"]]).unique()
-    return _finish(listings, keyed, known, assigned, sig, aliases,
-                   None if touched is None else (previous, merges, touched))
+    wide = listings.lazy() if earlier is None else pl.concat([earlier, schema.conform(listings, schema.LISTINGS).lazy()])
+    return _finish(wide, keyed, known, assigned, sig, aliases, None if touched is None else (previous, merges, touched))
 
 
-def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
+def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
             sig: np.ndarray, aliases: pl.DataFrame, incremental=None) -> Resolution:
     """Ids, merges, papers, sightings and state from the components (`assigned.root`). With
     `incremental` = (previous papers and sightings, previous merges, touched roots), only the
@@ -454,7 +459,10 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
     all_aliases = (pl.concat([aliases, schema.conform(new_aliases, schema.ALIASES)])
                    .join(new_aliases.select(pl.col("alias_id").alias("paper_id"), pl.col("paper_id").alias("to")),
                          on="paper_id", how="left")
-                   .with_columns(paper_id=pl.coalesce("to", "paper_id")).drop("to").unique("alias_id").sort("alias_id"))
+                   .with_columns(paper_id=pl.coalesce("to", "paper_id")).drop("to").unique("alias_id")
+                   # a paper that had joined another and is apart again gets back the id it had (its
+                   # first listing's): that id names a paper again, not an alias
+                   .filter(~pl.col("alias_id").is_in(ids["paper_id"].implode())).sort("alias_id"))
 
     listings = listings.join(ids.select("root", "paper_id"), on="root").sort(["captured_at", "listing_id"])
     merges = listings.with_columns(
@@ -464,6 +472,7 @@ def _finish(wide: pl.DataFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
     ).with_columns(score=pl.when(pl.col("rule").is_in(["first", "exact"])).then(pl.lit(1.0)).otherwise(pl.col("score")))
     if incremental is not None:
         wide = wide.filter(pl.col("listing_id").is_in(listings["listing_id"].implode()))
+    wide = wide.collect()
     # The wide listings are neither joined nor sorted (each would copy them): their paper and their
     # place in capture order come as columns aligned to their rows.
     aligned = wide.select("listing_id").join(listings.select("listing_id", "paper_id").with_row_index("seq"),

@@ -154,10 +154,22 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
     Resolving from scratch (a full refresh, or a data directory without the resolver's state) keeps
     the ids of the previous resolution (or, when its tables cannot be read, of the previous
     release), as a fresh data directory keeps the previous release's. The records signed before
-    are kept; only the new ones are written, as a new part of `records`."""
+    are kept; only the new ones are written, as a new part of `records`.
+
+    The audit records the parts of `listings` the resolution was made from. When the listings are
+    those parts and new ones after them (parse only adds parts), only the new parts are read whole,
+    and of the earlier ones only the rows of the papers the new listings reach."""
     with store.exclusive(data_dir, "resolve"):
-        listings = store.read_table(data_dir, "listings")
+        ledger = store.read_ledger(data_dir)
+        parts = store.parts(data_dir, "listings")
         state, signed = (None, None) if full_refresh else _state(data_dir)
+        consumed = ((ledger.get("papers") or {}).get("audit") or {}).get("listings") if state is not None else None
+        earlier = None
+        if consumed is not None and [part["sha256"] for part in parts[:len(consumed)]] == consumed:
+            earlier = store.scan_parts(data_dir, "listings", parts[:len(consumed)])
+            listings = store.read_table(data_dir, "listings", only=parts[len(consumed):])
+        else:
+            listings = store.read_table(data_dir, "listings")
         previous_ids, aliases, previous, merges = None, None, None, None
         if state is None:
             try:
@@ -172,7 +184,7 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
         else:  # the papers no new listing reaches keep their rows
             merges, aliases = store.read_table(data_dir, "merges"), store.read_table(data_dir, "aliases")
             previous = {name: store.read_table(data_dir, name) for name in ("papers", "sightings")}
-        resolution = dedup.resolve(listings, state, merges, previous_ids, aliases, previous)
+        resolution = dedup.resolve(listings, state, merges, previous_ids, aliases, previous, earlier)
         report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs)
         committed = not report.blocking_failures
         if committed:
@@ -183,8 +195,9 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
                 out["records"] = records
             else:
                 added = {"records": records.join(signed, on="record_id", how="anti")}
-            store.write_tables(data_dir, out, audit=_audit(report), label="resolve", appended=added)
-        return Resolved(resolution, listings.height, report, committed)
+            store.write_tables(data_dir, out, label="resolve", appended=added,
+                               audit=_audit(report, listings=[part["sha256"] for part in parts]))
+        return Resolved(resolution, sum(part["rows"] for part in parts), report, committed)
 
 
 def _state(data_dir: DataDir) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:

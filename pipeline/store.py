@@ -301,22 +301,41 @@ def write_tables(data_dir: DataDir, frames: dict[str, pl.DataFrame], audit: dict
     return {name: location(data_dir, name) for name in entries}
 
 
-def read_table(data_dir: DataDir, name: str, columns: list[str] | None = None) -> pl.DataFrame:
-    """A table as committed (only `columns`, if given); empty if it was never committed. A table
-    the ledger knows whose file (or part) is missing, unreadable or not the file its commit wrote
-    is a `StoreError` naming the file and what to do: a stage never builds on a table that changed
-    outside the pipeline."""
+def parts(data_dir: DataDir, name: str) -> list[dict]:
+    """The committed parts of a table (file, rows, sha256), oldest first."""
+    return _parts(data_dir, name, read_ledger(data_dir).get(name))
+
+
+def read_table(data_dir: DataDir, name: str, columns: list[str] | None = None,
+               only: list[dict] | None = None) -> pl.DataFrame:
+    """A table as committed (only `columns`, if given; only the parts `only`, if given); empty if
+    it was never committed. A table the ledger knows whose file (or part) is missing, unreadable or
+    not the file its commit wrote is a `StoreError` naming the file and what to do: a stage never
+    builds on a table that changed outside the pipeline."""
     entry = read_ledger(data_dir).get(name)
     wanted = {c: t for c, t in schema.TABLES[name].items() if columns is None or c in columns}
-    if entry is None:
+    if entry is None and only is None:
         if name in APPENDED and any((data_dir.tables / name).glob("*.parquet")):
             raise StoreError(f"{data_dir.tables / LEDGER} does not know the parts in {data_dir.tables / name}: "
                              f"restore the ledger from a backup, or {REBUILD}")
         path = data_dir.table(name)  # a table from before the ledger
         return _read(path, name, wanted) if path.exists() else schema.empty(wanted)
     frames = [_read(data_dir.tables / part["file"], name, wanted, part["sha256"])
-              for part in _parts(data_dir, name, entry)]
+              for part in (_parts(data_dir, name, entry) if only is None else only)]
     return pl.concat(frames) if frames else schema.empty(wanted)
+
+
+def scan_parts(data_dir: DataDir, name: str, only: list[dict]) -> pl.LazyFrame:
+    """Parts of a table, lazily, in the current schema: for reading a few of their rows. Each part
+    is checked first as `read_table` checks it (its columns, and that it is the file its commit
+    wrote)."""
+    frames = []
+    for part in only:
+        path = data_dir.tables / part["file"]
+        present = _checked(path, name, part["sha256"])
+        frames.append(pl.scan_parquet(path).select(
+            [pl.col(c) if c in present else pl.lit(None, t).alias(c) for c, t in schema.TABLES[name].items()]))
+    return pl.concat(frames) if frames else schema.empty(schema.TABLES[name]).lazy()
 
 
 def scan_table(data_dir: DataDir, name: str) -> pl.LazyFrame:
@@ -328,16 +347,25 @@ def scan_table(data_dir: DataDir, name: str) -> pl.LazyFrame:
 
 
 def _read(path: Path, name: str, wanted: dict, sha256: str | None = None) -> pl.DataFrame:
-    if not path.exists():
-        if sha256 is not None:
-            raise StoreError(f"{path} is missing, though it was committed: restore it from a backup, or {REBUILD}")
+    if not path.exists() and sha256 is None:
         return schema.empty(wanted)
+    present = _checked(path, name, sha256)
     try:
-        present = pl.read_parquet_schema(path)
         frame = pl.read_parquet(path, columns=[c for c in present if c in wanted])
     except Exception as err:  # polars and Arrow raise many kinds for a damaged file
-        raise StoreError(f"{path} is damaged and cannot be read ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}): restore it from a backup, or {REBUILD}") from None
+        raise _damaged(path, err) from None
+    return schema.upgrade(frame, wanted, str(path))
+
+
+def _checked(path: Path, name: str, sha256: str | None) -> dict:
+    """The columns of a committed file, once it is known to be the file its commit wrote (when its
+    sha256 is given) and readable in the current schema; a `StoreError` saying what to do if not."""
+    if not path.exists():
+        raise StoreError(f"{path} is missing, though it was committed: restore it from a backup, or {REBUILD}")
+    try:
+        present = pl.read_parquet_schema(path)
+    except Exception as err:
+        raise _damaged(path, err) from None
     if sha256 is not None:
         with open(path, "rb") as fh:
             if hashlib.file_digest(fh, "sha256").hexdigest() != sha256:
@@ -345,9 +373,14 @@ def _read(path: Path, name: str, wanted: dict, sha256: str | None = None) -> pl.
                                  f"restore it from a backup, or {REBUILD}")
     try:
         schema.upgrade(pl.DataFrame(schema=present), schema.TABLES[name], str(path))  # every column, not only those read
-        return schema.upgrade(frame, wanted, str(path))
     except schema.SchemaError as err:
         raise StoreError(str(err)) from None
+    return present
+
+
+def _damaged(path: Path, err: Exception) -> StoreError:
+    return StoreError(f"{path} is damaged and cannot be read ({type(err).__name__}: "
+                      f"{str(err).splitlines()[0] if str(err) else ''}): restore it from a backup, or {REBUILD}")
 
 
 def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.DataFrame]:

@@ -138,6 +138,12 @@ def test_incremental_resolution_equals_resolving_everything():
     for name, key in (("papers", "paper_id"), ("sightings", "listing_id"), ("merges", "listing_id")):
         assert getattr(reused, name).sort(key).equals(getattr(full, name).sort(key)), name
     assert reused.state.equals(incremental.state)
+    # Handed only the listings added since, with the earlier ones to read from: the same tables.
+    appended = resolve(rows[20:], state=step.state, merges=step.merges, aliases=step.aliases,
+                       previous={"papers": step.papers, "sightings": step.sightings},
+                       earlier=to_frames(rows[:20], [])[0].lazy())
+    for name in ("papers", "sightings", "merges", "aliases", "state"):
+        assert getattr(appended, name).equals(getattr(reused, name)), name
     # A listing parsed again with another value (a parser fix) is noticed: everything is aggregated again.
     reparsed = [{**row, "upvotes": 77} if row["listing_id"] == "c005:0" else row for row in rows]
     again = resolve(reparsed, state=reused.state, merges=reused.merges, aliases=reused.aliases,
@@ -158,14 +164,35 @@ def grouping(res) -> set[frozenset[str]]:
     return {frozenset(g) for g in res.merges.group_by("paper_id").agg("listing_id")["listing_id"].to_list()}
 
 
-def resolve_in_batches(rows, batches):
+def resolve_in_batches(rows, batches, appended=False):
+    """Each batch resolved on top of the resolution before; with `appended`, handed only the new
+    batch, the earlier listings to read from (as the stage does when listings were only added)."""
     res, seen = None, []
     for batch in batches:
-        seen += batch
         kw = {} if res is None else {"state": res.state, "merges": res.merges, "aliases": res.aliases,
                                      "previous": {"papers": res.papers, "sightings": res.sightings}}
-        res = resolve(seen, **kw)
+        if appended and res is not None:
+            res = resolve(batch, earlier=to_frames(seen, [])[0].lazy(), **kw)
+        else:
+            res = resolve(seen + batch, **kw)
+        seen += batch
     return res
+
+
+def test_a_paper_apart_again_has_its_id_back_and_stays_apart():
+    first = listing(1, "Widgets Revisited, Again", (2026, 1, 1), abstract=LONG, arxiv_id="2501.00001")
+    bare = listing(2, "Widgets revisited", (2026, 1, 2))
+    same = listing(3, "Widgets Revisited", (2026, 1, 3), abstract=LONG, arxiv_id="2501.00001")
+    other = listing(4, "WIDGETS REVISITED", (2026, 1, 4), abstract=OTHER)  # a second paper of that title
+    seen_again = listing(5, "Widgets Revisited", (2026, 1, 5), abstract=LONG, arxiv_id="2501.00001")
+    rows = [first, bare, same, other, seen_again]
+    bare_id = paper_of(resolve([first, bare]), 2)
+    joined = resolve_in_batches(rows, [[first, bare], [same]])
+    assert paper_of(joined, 2) == paper_of(joined, 1) and bare_id in joined.aliases["alias_id"].to_list()
+    res = resolve_in_batches(rows, [[first, bare], [same], [other], [seen_again]])
+    assert grouping(res) == grouping(resolve(rows)) == {frozenset({"c001:0", "c003:0", "c005:0"}),
+                                                       frozenset({"c002:0"}), frozenset({"c004:0"})}
+    assert paper_of(res, 2) == bare_id and bare_id not in res.aliases["alias_id"].to_list()
 
 
 def test_title_only_does_not_depend_on_the_order():
@@ -232,6 +259,10 @@ def test_random_orders_and_batchings_give_the_same_papers():
         dated = [[{**row, "captured_at": dt.datetime(2026, 1, 1 + k, tzinfo=UTC) + dt.timedelta(minutes=m)}
                   for m, row in enumerate(batch)] for k, batch in enumerate(batches)]
         flat = [row for batch in dated for row in batch]
-        assert grouping(resolve_in_batches(flat, dated)) == grouping(resolve(flat)) == expected
+        batched = resolve_in_batches(flat, dated)
+        assert grouping(batched) == grouping(resolve(flat)) == expected
+        appended = resolve_in_batches(flat, dated, appended=True)
+        for name in ("papers", "sightings", "merges", "aliases", "state"):
+            assert getattr(appended, name).equals(getattr(batched, name)), name
 
     check()

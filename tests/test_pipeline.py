@@ -13,7 +13,8 @@ from dulwich import porcelain
 
 from assets.definitions import ALL_ASSETS
 from assets.resources import DataDirResource, ReleaseTargetResource
-from pipeline import release, schema, store
+from pipeline import release, schema, stages, store, validate
+from pipeline.paths import DataDir
 from pipeline.publish import LocalGitTarget
 from bench.render import block_page
 from conftest import SAMPLES
@@ -94,15 +95,66 @@ def test_incremental_runs_equal_a_full_refresh(first_run, data_dir, captures_cop
         {"title": "Another New Paper", "abstract": "Text about new things.", "author_count": 1,
          "published_on": dt.date(2026, 6, 1)}], dt.date(2026, 6, 2)), encoding="utf-8")
     materialize(data_dir, captures_copy)
-
-    def tables():
-        return {name: pl.read_parquet(data_dir / "tables" / (f"{name}/*.parquet" if name in store.APPENDED else
-                                                             f"{name}.parquet")) for name in schema.TABLES}
-
-    incremental = tables()
+    incremental = tables(data_dir)
     materialize(data_dir, captures_copy, full_refresh=True)
-    for name, frame in tables().items():
+    for name, frame in tables(data_dir).items():
         assert frame.sort(frame.columns[:2]).equals(incremental[name].sort(frame.columns[:2])), name
+
+
+def test_a_resolve_reads_whole_only_the_listings_added_since(first_run, data_dir, captures_copy, monkeypatch):
+    known = pl.read_parquet(data_dir / "tables" / "papers.parquet").filter(
+        pl.col("title") == "CoLiDE: Concomitant Linear DAG Estimation").row(0, named=True)
+    (captures_copy / "later.txt").write_text(block_page([  # an old paper listed again, and a new one
+        {"title": known["title"], "abstract": known["abstract"], "author_count": 3,
+         "published_on": known["published_on"], "upvotes": 41},
+        {"title": "A Brand New Paper on Widgets", "abstract": "We study widgets.", "author_count": 2,
+         "published_on": dt.date(2026, 6, 1), "upvotes": 5}], dt.date(2026, 6, 3)), encoding="utf-8")
+    earlier = store.parts(DataDir.resolve(data_dir), "listings")
+    reads = []
+    read_table, scan_parts = store.read_table, store.scan_parts
+    monkeypatch.setattr(store, "read_table", lambda d, name, columns=None, only=None: (
+        reads.append((name, columns, only)), read_table(d, name, columns, only))[1])
+    monkeypatch.setattr(store, "scan_parts", lambda d, name, only: (
+        reads.append((name, "scanned", only)), scan_parts(d, name, only))[1])
+    materialize(data_dir, captures_copy)
+    monkeypatch.undo()
+    added = store.parts(DataDir.resolve(data_dir), "listings")[len(earlier):]
+    assert len(added) == 1 and added[0]["rows"] == 2
+    # parse reads the listings' id and time columns; resolve reads only the new part whole
+    assert [(c, o) for n, c, o in reads if n == "listings" and c != validate_columns()] == [
+        ("scanned", earlier), (None, added)]
+    papers = pl.read_parquet(data_dir / "tables" / "papers.parquet")
+    assert papers.filter(pl.col("paper_id") == known["paper_id"])["upvotes"].to_list() == [41]
+    assert papers.filter(pl.col("title") == "A Brand New Paper on Widgets").height == 1
+    incremental = tables(data_dir)
+    materialize(data_dir, captures_copy, full_refresh=True)
+    for name, frame in tables(data_dir).items():
+        assert frame.sort(frame.columns[:2]).equals(incremental[name].sort(frame.columns[:2])), name
+
+
+def test_a_resolve_after_the_listings_were_parsed_again_reads_them_all(first_run, data_dir, captures_copy, monkeypatch):
+    new_paper(captures_copy, "Another New Paper")
+    materialize(data_dir, captures_copy)
+    before = tables(data_dir)
+    directory = DataDir.resolve(data_dir)
+    stages.parse_new(directory, full_refresh=True)  # the parts are replaced: not what resolve was made from
+    reads = []
+    read_table = store.read_table
+    monkeypatch.setattr(store, "read_table", lambda d, name, columns=None, only=None: (
+        reads.append((name, columns, only)), read_table(d, name, columns, only))[1])
+    assert stages.resolve(directory, LocalGitTarget(data_dir / "releases")).committed
+    assert ("listings", None, None) in reads
+    for name, frame in tables(data_dir).items():
+        assert frame.sort(frame.columns[:2]).equals(before[name].sort(frame.columns[:2])), name
+
+
+def validate_columns():
+    return validate.columns_read("listings", "listing_id", only=validate.BLOCK)
+
+
+def tables(data_dir):
+    return {name: pl.read_parquet(data_dir / "tables" / (f"{name}/*.parquet" if name in store.APPENDED else
+                                                         f"{name}.parquet")) for name in schema.TABLES}
 
 
 def new_paper(captures, title):

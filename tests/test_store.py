@@ -2,6 +2,7 @@
 vouches for every part, and the catalog, the readers and a crash see the table whole."""
 
 import hashlib
+import io
 import json
 import signal
 import subprocess
@@ -109,6 +110,28 @@ def test_a_missing_part_or_a_retyped_column_in_one_is_named(tmp_path, monkeypatc
     (data_dir.tables / store.LEDGER).unlink()
     with pytest.raises(store.StoreError, match=r"does not know the parts in .*rejects"):
         store.read_table(data_dir, "rejects")
+
+
+def test_some_parts_read_or_scanned_are_each_checked_first(tmp_path):
+    data_dir = DataDir(tmp_path)
+    for batch in ((1, 2), (3,), (4, 5)):
+        store.write_tables(data_dir, {}, appended={"rejects": rejects(*batch)})
+    first, second, third = store.parts(data_dir, "rejects")
+    assert store.read_table(data_dir, "rejects", only=[third])["position"].to_list() == [4, 5]
+    scanned = store.scan_parts(data_dir, "rejects", [first, second])
+    assert scanned.filter(pl.col("position") > 1).collect()["position"].to_list() == [2, 3]
+    assert scanned.collect_schema() == pl.Schema(schema.REJECTS)
+    path = data_dir.tables / second["file"]
+    path.write_bytes(_parquet(rejects(9)))  # another file, whole and readable
+    with pytest.raises(store.StoreError, match=r"rejects/000002.parquet is not the file its commit wrote"):
+        store.scan_parts(data_dir, "rejects", [first, second])
+    assert store.scan_parts(data_dir, "rejects", [first]).collect()["position"].to_list() == [1, 2]
+
+
+def _parquet(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
 
 
 KILLED_COMMIT = textwrap.dedent("""
