@@ -305,7 +305,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     paper the new listings do not reach (only those are aggregated again; they come after the kept
     rows); `earlier`: the listings the previous resolution was made from, when `listings` are only
     those added since (then `state`, `merges` and `previous` are required): lazily, since only the
-    rows of the papers the new listings reach are read.
+    rows of the papers the new listings reach are collected.
 
     The grouping does not depend on the order or batching of the listings: the new records and
     every paper they could join or change (the papers holding a record that shares their arXiv id or
@@ -470,8 +470,8 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         .when(pl.col("record_id").cum_count().over("paper_id", "record_id") > 1).then(pl.lit("exact"))
         .otherwise(pl.col("rule")),
     ).with_columns(score=pl.when(pl.col("rule").is_in(["first", "exact"])).then(pl.lit(1.0)).otherwise(pl.col("score")))
-    if incremental is not None:
-        wide = wide.filter(pl.col("listing_id").is_in(listings["listing_id"].implode()))
+    if incremental is not None:  # (with nothing to aggregate again, the earlier listings are not scanned)
+        wide = wide.filter(pl.col("listing_id").is_in(listings["listing_id"].implode())) if listings.height else wide.clear()
     wide = wide.collect()
     # The wide listings are neither joined nor sorted (each would copy them): their paper and their
     # place in capture order come as columns aligned to their rows.

@@ -157,8 +157,8 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
     are kept; only the new ones are written, as a new part of `records`.
 
     The audit records the parts of `listings` the resolution was made from. When the listings are
-    those parts and new ones after them (parse only adds parts), only the new parts are read whole,
-    and of the earlier ones only the rows of the papers the new listings reach."""
+    those parts and new ones after them (parse only adds parts), only the new parts are read whole;
+    of the earlier ones, only the rows of the papers the new listings reach are kept (a filtered scan)."""
     with store.exclusive(data_dir, "resolve"):
         ledger = store.read_ledger(data_dir)
         parts = store.parts(data_dir, "listings")
