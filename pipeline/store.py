@@ -11,7 +11,8 @@ The ledger (`tables/ledger.json`) is part of every table commit: for each table,
 file committed, its row count and the suite that audited it. The tables that only grow (`APPENDED`:
 what parse writes, and the resolver's records) are folders of parts, one per commit, each in the
 ledger with its sha256: a run writes only its new rows, and never reads a wide table back to write
-it again. A release reads only tables whose file still has the hash the ledger gives and whose
+it again; a reader can take some of the parts (`read_table(only=...)`, `scan_parts`), each checked
+first. A release reads only tables whose file still has the hash the ledger gives and whose
 audit passed (`audited`); a table the ledger knows but that is missing or unreadable is an error
 naming the file (`read_table`), never a smaller table.
 """

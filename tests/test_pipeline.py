@@ -110,12 +110,7 @@ def test_a_resolve_reads_whole_only_the_listings_added_since(first_run, data_dir
         {"title": "A Brand New Paper on Widgets", "abstract": "We study widgets.", "author_count": 2,
          "published_on": dt.date(2026, 6, 1), "upvotes": 5}], dt.date(2026, 6, 3)), encoding="utf-8")
     earlier = store.parts(DataDir.resolve(data_dir), "listings")
-    reads = []
-    read_table, scan_parts = store.read_table, store.scan_parts
-    monkeypatch.setattr(store, "read_table", lambda d, name, columns=None, only=None: (
-        reads.append((name, columns, only)), read_table(d, name, columns, only))[1])
-    monkeypatch.setattr(store, "scan_parts", lambda d, name, only: (
-        reads.append((name, "scanned", only)), scan_parts(d, name, only))[1])
+    reads = watch_reads(monkeypatch)
     materialize(data_dir, captures_copy)
     monkeypatch.undo()
     added = store.parts(DataDir.resolve(data_dir), "listings")[len(earlier):]
@@ -138,14 +133,29 @@ def test_a_resolve_after_the_listings_were_parsed_again_reads_them_all(first_run
     before = tables(data_dir)
     directory = DataDir.resolve(data_dir)
     stages.parse_new(directory, full_refresh=True)  # the parts are replaced: not what resolve was made from
-    reads = []
-    read_table = store.read_table
-    monkeypatch.setattr(store, "read_table", lambda d, name, columns=None, only=None: (
-        reads.append((name, columns, only)), read_table(d, name, columns, only))[1])
+    reads = watch_reads(monkeypatch)
     assert stages.resolve(directory, LocalGitTarget(data_dir / "releases")).committed
     assert ("listings", None, None) in reads
     for name, frame in tables(data_dir).items():
         assert frame.sort(frame.columns[:2]).equals(before[name].sort(frame.columns[:2])), name
+
+
+def watch_reads(monkeypatch) -> list[tuple]:
+    """The store's reads from now on, as (table, columns or "scanned", parts or None); they still read."""
+    reads = []
+    read_table, scan_parts = store.read_table, store.scan_parts
+
+    def reading(data_dir, name, columns=None, only=None):
+        reads.append((name, columns, only))
+        return read_table(data_dir, name, columns, only)
+
+    def scanning(data_dir, name, only):
+        reads.append((name, "scanned", only))
+        return scan_parts(data_dir, name, only)
+
+    monkeypatch.setattr(store, "read_table", reading)
+    monkeypatch.setattr(store, "scan_parts", scanning)
+    return reads
 
 
 def validate_columns():

@@ -2,7 +2,6 @@
 vouches for every part, and the catalog, the readers and a crash see the table whole."""
 
 import hashlib
-import io
 import json
 import signal
 import subprocess
@@ -122,16 +121,10 @@ def test_some_parts_read_or_scanned_are_each_checked_first(tmp_path):
     assert scanned.filter(pl.col("position") > 1).collect()["position"].to_list() == [2, 3]
     assert scanned.collect_schema() == pl.Schema(schema.REJECTS)
     path = data_dir.tables / second["file"]
-    path.write_bytes(_parquet(rejects(9)))  # another file, whole and readable
+    rejects(9).write_parquet(path)  # another file, whole and readable
     with pytest.raises(store.StoreError, match=r"rejects/000002.parquet is not the file its commit wrote"):
         store.scan_parts(data_dir, "rejects", [first, second])
     assert store.scan_parts(data_dir, "rejects", [first]).collect()["position"].to_list() == [1, 2]
-
-
-def _parquet(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer)
-    return buffer.getvalue()
 
 
 KILLED_COMMIT = textwrap.dedent("""
