@@ -5,6 +5,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
 
 import polars as pl
 import pytest
@@ -161,8 +162,6 @@ def test_the_first_version_is_packed_without_deltas_and_a_later_one_as_deltas_of
     """The first version has two files that differ in one byte, which git's delta search would store
     one as a delta of the other: it is packed without that search. A later version changes one byte
     of a file and adds random bytes enough to be packed: its file is stored as a delta."""
-    import subprocess
-
     target = publish.LocalGitTarget(tmp_path / "releases")
     pack_dir = tmp_path / "releases" / ".git" / "objects" / "pack"
 
