@@ -315,9 +315,10 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     state = schema.empty(STATE) if state is None else schema.conform(state, STATE)
     merges = schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)
     resolved_before = merges.select("listing_id", "record_id").join(state.select("record_id"), on="record_id", how="semi")
-    listings = listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != ""))
+    listings = schema.conform(listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != "")),
+                              schema.LISTINGS)
     # Matching works on a narrow frame; the wide listings are read once more, to make the papers.
-    row_hash = row_fingerprint(schema.conform(listings, schema.LISTINGS))
+    row_hash = row_fingerprint(listings)
     keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract",
                                              listing_hash=row_hash), resolved_before)
     if earlier is not None:  # the earlier listings as the previous resolution keyed them
@@ -426,7 +427,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
             fresh = keyed.join(resolved_before, on="listing_id", how="anti").select("record_id").unique()
             touched = pl.concat([pl.Series("root", comps.roots()[region]),
                                  assigned.join(fresh, on="record_id")["root"]]).unique()
-    wide = listings.lazy() if earlier is None else pl.concat([earlier, schema.conform(listings, schema.LISTINGS).lazy()])
+    wide = listings.lazy() if earlier is None else pl.concat([earlier, listings.lazy()])
     return _finish(wide, keyed, known, assigned, sig, aliases, None if touched is None else (previous, merges, touched))
 
 
