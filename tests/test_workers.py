@@ -2,7 +2,9 @@
 
 import datetime as dt
 import os
+import tempfile
 
+import polars as pl
 import pytest
 
 from bench.render import block_page
@@ -41,6 +43,28 @@ def test_chunks_run_in_other_processes_and_come_back_in_order(spread):
 def test_an_error_in_a_worker_reaches_the_caller(spread):
     with pytest.raises(ValueError, match="item 7 is bad"):
         list(workers.map_chunks(fails_on_seven, list(range(100))))
+
+
+def tagged(chunk: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    return chunk.with_columns(pid=pl.lit(os.getpid())), chunk.head(1), chunk.height
+
+
+def test_frames_go_to_the_workers_and_come_back_whole_and_in_order(spread, tmp_path, monkeypatch):
+    """A frame of items and the frames a worker returns cross as files; none is left behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    frame = pl.DataFrame({"i": range(20), "text": [None if i % 6 == 0 else "Fréchet ∂ " * i for i in range(20)],
+                          "day": [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(20)],
+                          "tags": [[f"t{i}"] * (i % 3) for i in range(20)]})
+    results = workers.map_chunks(tagged, frame)
+    out = [next(results)]
+    assert [p.name.startswith("papers-workers-") for p in tmp_path.iterdir()] == [True]
+    out += list(results)
+    whole = pl.concat([tagged_rows for tagged_rows, _, _ in out])
+    assert whole.drop("pid").equals(frame)
+    assert os.getpid() not in set(whole["pid"])
+    assert [first["i"].to_list() for _, first, _ in out] == [[i] for i in range(0, 20, 3)]
+    assert [n for _, _, n in out] == [3] * 6 + [2]
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_small_work_stays_here():
