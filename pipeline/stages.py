@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import dedup, parse, publish, release, schema, store, validate
+from pipeline import dedup, parse, publish, release, schema, store, validate, workers
 from pipeline.paths import DataDir
 from pipeline.sources.folder import import_folder, skipped_files
 
@@ -95,6 +95,8 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
             known = store.read_table(data_dir, "listings", columns=table_columns)
             done, recorded = _parsed_so_far(data_dir)
         todo = captures.join(done.select("capture_id"), on="capture_id", how="anti")
+        if workers.spread(todo.height):
+            validate.prefetch()
         new_listings, new_rejects = parse.parse_captures(todo, data_dir.root)
         outcomes = []
         quarantined = schema.empty(schema.REJECTS)

@@ -118,3 +118,20 @@ def test_times_beyond_nanoseconds_range_are_judged_like_any_other(tables):
     failed = {o.rule: o.bad_ids for o in report.failed}
     assert failed == {"expect_column_values_to_be_between(published_on)": [ids[0]],
                       "expect_column_pair_values_a_to_be_greater_than_b(captured_at,published_on)": [ids[1]]}
+
+
+def test_row_level_rules_are_handed_the_rows_a_slice_at_a_time_and_miss_none(tables, monkeypatch):
+    """Bad rows in different slices are all found, counted and named, as over the whole frame."""
+    listings = tables["listings"].filter(pl.col("upvotes").is_not_null()).head(8)
+    ids = listings["listing_id"].to_list()
+    broken = listings.with_columns(
+        upvotes=pl.when(pl.col("listing_id").is_in([ids[1], ids[7]])).then(-1).otherwise("upvotes"),
+        title=pl.when(pl.col("listing_id") == ids[5]).then(None).otherwise("title"))
+    monkeypatch.setattr(validate, "ROW_BATCH", 3)
+    report = validate.validate(broken, "listings", "listing_id", only=validate.QUARANTINE)
+    failed = {o.rule: (o.unexpected_count, sorted(o.bad_ids)) for o in report.failed}
+    assert failed == {"expect_column_values_to_be_between(upvotes)": (2, sorted([ids[1], ids[7]])),
+                      "expect_column_values_to_not_be_null(title)": (1, [ids[5]])}
+    rules = [validate.rule_name(e["type"], e["kwargs"]) for e in SUITES["listings"]["expectations"]
+             if e["meta"]["on_failure"] == validate.QUARANTINE]
+    assert [o.rule for o in report.outcomes] == rules
