@@ -82,9 +82,10 @@ def short_hash(expr: pl.Expr) -> pl.Expr:
     return expr.chash.sha2_256().str.slice(0, 16)
 
 
-def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFrame:
-    """`listings` with their record id, and the abstract key of those not in `known` (listing_id,
-    record_id: the listings resolved before, whose keys the state keeps); the abstract text dropped."""
+def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`listings` with their record id (the abstract text dropped), and the records of those not in
+    `known` (listing_id, record_id: the listings resolved before, whose keys the state keeps): one
+    row per record id with its keys, as its first listing gave them."""
     narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "listing_hash",
                              text_hash=plh.col("abstract").nchash.xxhash64())
     old = narrow.join(known, on="listing_id", how="inner").drop("text_hash")
@@ -93,12 +94,19 @@ def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> pl.DataFram
     first = (narrow.select("text_hash", row=pl.int_range(pl.len(), dtype=pl.UInt32))
              .filter(pl.col("text_hash").is_in(new["text_hash"].implode())).unique("text_hash"))
     abstracts = first.select("text_hash", abstract_key=keys(listings["abstract"].gather(first["row"])))
-    # (the streaming engine hashes slices of the rows on every core)
-    keyed = (new.lazy().join(abstracts.lazy(), on="text_hash", how="left", nulls_equal=True, maintain_order="left")
-             .drop("text_hash").with_columns(record_id=short_hash(pl.concat_str(
-                 [pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
-                 separator="\x1f"))).collect(engine="streaming"))
-    return pl.concat([old, keyed], how="diagonal")
+    # Keys and ids per distinct (arXiv id, title key, abstract text), not per listing: the abstract
+    # keys are not copied to every listing of a record (1.2 GB at a million listings). (The
+    # streaming engine hashes slices of the rows on every core.)
+    on = ["arxiv_id", "title_key", "text_hash"]
+    combos = (new.lazy().select(on).unique(maintain_order=True)
+              .join(abstracts.lazy(), on="text_hash", how="left", nulls_equal=True, maintain_order="left")
+              .with_columns(record_id=short_hash(pl.concat_str(
+                  [pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
+                  separator="\x1f"))).collect(engine="streaming"))
+    keyed = new.join(combos.select(*on, "record_id"), on=on, how="left", nulls_equal=True,
+                     maintain_order="left").drop("text_hash")
+    made = combos.group_by("record_id", maintain_order=True).agg(pl.col("arxiv_id", "title_key", "abstract_key").first())
+    return pl.concat([old, keyed], how="diagonal"), made
 
 
 def signatures(records: pl.DataFrame) -> np.ndarray:
@@ -319,18 +327,17 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
                               schema.LISTINGS)
     # Matching works on a narrow frame; the wide listings are read once more, to make the papers.
     row_hash = row_fingerprint(listings)
-    keyed = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract",
-                                             listing_hash=row_hash), resolved_before)
+    keyed, made = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract",
+                                                   listing_hash=row_hash), resolved_before)
     if earlier is not None:  # the earlier listings as the previous resolution keyed them
         keyed = pl.concat([merges.select("listing_id", "record_id", "listing_hash").join(
             previous["sightings"].select("listing_id", "captured_at"), on="listing_id"), keyed], how="diagonal")
     # A record resolved before keeps its keys from the state; only new listings' records are made here.
     kept = state.select("record_id", "arxiv_id", "title_key", "abstract_key").filter(
         pl.col("record_id").is_in(keyed["record_id"].implode()))
-    made = (keyed.filter(pl.col("record_id").is_in(kept["record_id"].implode()).not_())
-            .group_by("record_id").agg(pl.col("arxiv_id", "title_key", "abstract_key").first()))
+    made = made.filter(pl.col("record_id").is_in(kept["record_id"].implode()).not_())
     records = pl.concat([kept, made]).sort("record_id")
-    keyed = keyed.select("listing_id", "captured_at", "record_id", "listing_hash")  # texts live on in `records` only
+    keyed = keyed.select("listing_id", "captured_at", "record_id", "listing_hash")
     known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
     # Old ids that became aliases resolve to their survivors.
     known = known.join(aliases, left_on="paper_id", right_on="alias_id", how="left").with_columns(
