@@ -35,6 +35,16 @@ class Reject:
     whole_page: bool = False  # the page as a whole, not one entry of it
 
 
+def lines(text: str) -> list[str]:
+    """The lines of a page, whichever line breaks it was saved with (CR LF, CR or LF)."""
+    return unix_newlines(text).split("\n")
+
+
+def unix_newlines(text: str) -> str:
+    # (most pages have no CR: the test is a fast scan, the replacements copy the page twice)
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def excerpt(text: str | None) -> str | None:
     if text is None:
         return None

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 from pipeline.normalize import clean_text
 from pipeline.parse.common import (MONTH_DAY, ParseContext, Reject, excerpt, local_dates, month_number,
-                                   resolve_month_day)
+                                   resolve_month_day, unix_newlines)
+from pipeline.parse.common import lines as _lines
 
 HEADER_LINES = {
     "new",
@@ -39,10 +40,6 @@ _HEADER_DAY = re.compile(MONTH_DAY + r"$")
 _DATE_LINE = re.compile(MONTH_DAY + r"(?: (?P<upvotes>\d+))?$")
 _AUTHORS_LINE = re.compile(r"•\s*(?P<n>\d+) authors?$")
 _YEAR_IN_DATE_LINE = re.compile(r"^[A-Z][a-z]{2,8}\.? \d{1,2}, (\d{4})(?: \d+)?$")
-
-
-def _lines(text: str) -> list[str]:
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def _anchors(lines: list[str]) -> list[int]:
@@ -60,7 +57,7 @@ _ANCHOR = re.compile(r"^(?=[^\n]*\S)[^\n]*\n[^\S\n]*·[^\S\n]*\n(?=[^\n]*\S)", r
 
 
 def looks_like(text: str) -> bool:
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = unix_newlines(text)
     if _ANCHOR.search(text):
         return True
     head = [line.strip() for line in text.split("\n") if line.strip()][:3]

@@ -17,14 +17,10 @@ import re
 from collections.abc import Iterator
 
 from pipeline.normalize import clean_text
-from pipeline.parse.common import ParseContext, Reject, excerpt
+from pipeline.parse.common import ParseContext, Reject, excerpt, lines as _lines
 
 HEADER = ("Get trending papers in your email inbox once a day!", "Get trending papers in your email inbox!")
 BUTTON = "Subscribe"
-
-
-def _lines(text: str) -> list[str]:
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 _TWO_LINES = re.compile(r"([^\r\n]*)(?:\r\n|\r|\n)([^\r\n]*)")  # the first two, as `_lines` cuts them
