@@ -153,22 +153,37 @@ def test_a_kill_at_every_commit_point_leaves_before_or_after_and_the_next_run_eq
 
 @pytest.mark.slow
 def test_a_killed_process_leaves_no_torn_table_and_the_rerun_completes(scenario):
-    """The real thing: `papers run` killed with SIGKILL at several moments."""
+    """The real thing: `papers run` killed with SIGKILL at several moments of its run (fractions of
+    an uninterrupted run's time, measured first: a run that ends before its moment is tried again,
+    killed earlier)."""
     env_base = {**os.environ, "PAPERS_DATA_DIR": ""}
     expected = table_bytes(scenario["after"])
-    for i, delay in enumerate((2.5, 4.0, 5.5, 7.0)):
-        work = scenario["root"] / f"killed{i}"
+    command = [sys.executable, "-m", "assets.cli", "run", "--captures", str(scenario["captures"])]
+
+    def start(work: Path) -> subprocess.Popen:
+        shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(scenario["before"], work)
         env = {**env_base, "PAPERS_DATA_DIR": str(work), "DAGSTER_HOME": str(work / "dagster")}
-        process = subprocess.Popen([sys.executable, "-m", "assets.cli", "run", "--captures", str(scenario["captures"])],
-                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        assert process.poll() is None, f"the run ended before {delay} s: nothing was killed"
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    began = time.monotonic()
+    assert start(scenario["root"] / "uninterrupted").wait(300) == 0
+    whole = time.monotonic() - began
+    assert table_bytes(scenario["root"] / "uninterrupted") == expected
+    for i, share in enumerate((0.3, 0.45, 0.6, 0.75)):
+        work = scenario["root"] / f"killed{i}"
+        for attempt in range(4):
+            delay = whole * share * 0.8 ** attempt
+            process = start(work)
+            time.sleep(delay)
+            if process.poll() is None:
+                break
+        assert process.poll() is None, f"the run ended before {delay:.1f} s, four times: nothing was killed"
         process.send_signal(signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL
         check_torn(work, scenario)
-        again = subprocess.run([sys.executable, "-m", "assets.cli", "run", "--captures", str(scenario["captures"])],
-                               env=env, capture_output=True, text=True, timeout=300)
+        env = {**env_base, "PAPERS_DATA_DIR": str(work), "DAGSTER_HOME": str(work / "dagster")}
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr[-2000:]
         assert table_bytes(work) == expected
         assert released_data(work)[1] == released_data(scenario["after"])[1]
