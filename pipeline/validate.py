@@ -99,8 +99,8 @@ def rule_name(expectation_type: str, kwargs: dict) -> str:
 
 
 def _for_gx(frame: pl.DataFrame, needed: set[str]):
-    """The columns the suite reads, as GX reads them: pandas, temporal columns as naive UTC datetimes.
-    (Handing over only these keeps abstracts and lists out of the pandas copy.)"""
+    """The `needed` columns, as GX reads them: pandas, temporal columns as naive UTC datetimes.
+    (Handing over only the columns a group of rules reads keeps the others out of the pandas copy.)"""
     columns = []
     for name, dtype in frame.schema.items():
         if name not in needed or isinstance(dtype, pl.List):
