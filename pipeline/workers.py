@@ -36,11 +36,12 @@ def spread(items: int, minimum: int | None = None) -> bool:
 
 
 def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item], chunk: int | None = None,
-               minimum: int | None = None) -> Iterator[Result]:
+               minimum: int | None = None, waits: bool = False) -> Iterator[Result]:
     """`work(chunk)` for consecutive chunks of `items` (`chunk` items each, CHUNK_ITEMS unless told),
     in order: in worker processes when there are at least `minimum` (MIN_ITEMS) items and more than
     one core, else here. `work` must be a module-level function (a worker imports it by name);
-    `items` anything that slices, a list or a frame.
+    `items` anything that slices, a list or a frame. Work that `waits` on the disk gets one worker
+    more than there are cores, to use a core while another worker waits.
 
     Frames cross between processes as Arrow IPC files in a temporary folder, not pickled through
     the pool's pipe: a frame given as `items` is written once and each worker reads its slice, and a
@@ -59,7 +60,7 @@ def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item], 
             chunks = [_Slice(spool / "items.arrow", i, chunk) for i in range(0, len(items), chunk)]
         else:
             chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
-        pool = ProcessPoolExecutor(min(cores(), len(chunks)), mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(min(cores() + waits, len(chunks)), mp_context=multiprocessing.get_context("spawn"))
         try:
             for result in pool.map(partial(_spooled, work, spool), chunks):
                 yield _unspooled(result)

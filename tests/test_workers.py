@@ -3,6 +3,7 @@
 import datetime as dt
 import os
 import tempfile
+import time
 
 import polars as pl
 import pytest
@@ -65,6 +66,17 @@ def test_frames_go_to_the_workers_and_come_back_whole_and_in_order(spread, tmp_p
     assert [first["i"].to_list() for _, first, _ in out] == [[i] for i in range(0, 20, 3)]
     assert [n for _, _, n in out] == [3] * 6 + [2]
     assert list(tmp_path.iterdir()) == []
+
+
+def slow_pids(chunk):
+    time.sleep(0.3)  # (as if waiting on the disk)
+    return pids(chunk)
+
+
+def test_work_that_waits_gets_one_worker_more_than_the_cores(spread):
+    out = [row for chunk in workers.map_chunks(slow_pids, list(range(60)), waits=True) for row in chunk]
+    assert [item for item, _ in out] == list(range(60))
+    assert len({pid for _, pid in out}) == workers.cores() + 1
 
 
 def test_small_work_stays_here():
