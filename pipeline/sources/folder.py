@@ -100,8 +100,8 @@ def import_folder(data_dir: DataDir, folder: Path, known_ids: set[str],
     whose bytes an earlier file of the folder had is the same capture)."""
     work = partial(_import_files, data_dir, folder, captured_at, frozenset(known_ids))
     rows, seen = [], set(known_ids)
-    # (each chunk's flush waits on the disk: at a million listings, 9.2-9.4 s with three workers
-    # on two cores against 10.0-10.5 s with two)
+    # (each chunk's flush waits on the disk: at a million listings, over five interleaved runs,
+    # 8.1-9.4 s with three workers on two cores against 9.6-12.8 s with two)
     for chunk in workers.map_chunks(work, capture_files(folder), waits=True):
         for row in chunk:
             if row["capture_id"] not in seen:
