@@ -160,11 +160,13 @@ def test_a_killed_process_leaves_no_torn_table_and_the_rerun_completes(scenario)
     expected = table_bytes(scenario["after"])
     command = [sys.executable, "-m", "assets.cli", "run", "--captures", str(scenario["captures"])]
 
+    def env_for(work: Path) -> dict:
+        return {**env_base, "PAPERS_DATA_DIR": str(work), "DAGSTER_HOME": str(work / "dagster")}
+
     def start(work: Path) -> subprocess.Popen:
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(scenario["before"], work)
-        env = {**env_base, "PAPERS_DATA_DIR": str(work), "DAGSTER_HOME": str(work / "dagster")}
-        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen(command, env=env_for(work), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     began = time.monotonic()
     assert start(scenario["root"] / "uninterrupted").wait(300) == 0
@@ -182,8 +184,7 @@ def test_a_killed_process_leaves_no_torn_table_and_the_rerun_completes(scenario)
         process.send_signal(signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL
         check_torn(work, scenario)
-        env = {**env_base, "PAPERS_DATA_DIR": str(work), "DAGSTER_HOME": str(work / "dagster")}
-        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        again = subprocess.run(command, env=env_for(work), capture_output=True, text=True, timeout=300)
         assert again.returncode == 0, again.stderr[-2000:]
         assert table_bytes(work) == expected
         assert released_data(work)[1] == released_data(scenario["after"])[1]
