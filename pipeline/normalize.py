@@ -19,6 +19,10 @@ import polars as pl
 _LATEX_SYMBOL_ACCENT = r"""\\[`'^"~=.]\s*\{?\\?([A-Za-z])\}?"""
 # \v{c}, \c{c}, \u{a}, \H{o}: letter accents, braces required (a bare \v would eat a word).
 _LATEX_LETTER_ACCENT = r"\\[uvHckrbd]\{\\?([A-Za-z])\}"
+# A run of characters that are not letters or digits, but a lone space (which the rule leaves as it
+# is): most runs in a text are lone spaces between words, and matching each of them made this step
+# take three times as long (abstracts of a million listings: 3.2 s against 1.2 s).
+_SEPARATOR_RUN = r"[^\p{L}\p{N}]*[^\p{L}\p{N} ][^\p{L}\p{N}]*| {2,}"
 
 
 # Control characters (C0, DEL, C1) and the bidirectional overrides and isolates, which can make a
@@ -53,7 +57,7 @@ def key_expr(column: str, ascii_only: bool = False) -> pl.Expr:
             .str.replace_all(r"[{}]", ""))
     if not ascii_only:
         text = text.str.replace_all(r"\p{M}+", "")
-    return text.str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", " ").str.strip_chars()
+    return text.str.to_lowercase().str.replace_all(_SEPARATOR_RUN, " ").str.strip_chars()
 
 
 def keys(texts: pl.Series) -> pl.Series:

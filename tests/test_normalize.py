@@ -1,3 +1,7 @@
+import itertools
+import random
+import unicodedata
+
 import polars as pl
 import pytest
 
@@ -70,3 +74,25 @@ def test_keys_of_a_column_follow_the_rules_row_by_row_in_order():
     assert out.name == "abstract" and out.len() == n
     assert out.to_list() == [expected[i % len(expected)] for i in range(n)]
     assert [title_key(t) for t in texts if t is not None] == [e for e in expected if e is not None]
+
+
+def _by_the_rules(text: str) -> str:
+    """Rules 1, 3, 4 and 5 of `pipeline.normalize` in plain Python, character by character (the
+    texts below have no LaTeX)."""
+    text = unicodedata.normalize("NFKD", text).replace("{", "").replace("}", "")
+    text = "".join(c for c in text if not unicodedata.category(c).startswith("M")).lower()
+    runs = itertools.groupby(text, key=lambda c: unicodedata.category(c)[0] in "LN")
+    return "".join("".join(run) if word else " " for word, run in runs).strip()
+
+
+def test_keys_of_random_texts_follow_the_rules():
+    """Every kind of run between words (a lone space, spaces, tabs, line breaks, punctuation,
+    no-break and ideographic spaces, marks that NFKD splits off, and mixes of them) at the start,
+    the end and between letters and digits, in ASCII texts and others."""
+    alphabet = list("aZ9 ") * 4 + list("  \t\n,.-'(){}%") + ["\u00a0", "\u3000", "\u2019", "\u2013", "\u0301",
+                                                               "é", "Ä", "学", "Ａ", "ﬁ", "²", "½"]
+    rng = random.Random(16)
+    texts = ["".join(rng.choices(alphabet, k=rng.randrange(0, 24))) for _ in range(5000)]
+    texts += ["".join(rng.choices("ab, ", k=rng.randrange(0, 24))) for _ in range(5000)]  # ASCII only
+    out = keys(pl.Series("t", texts, dtype=pl.String)).to_list()
+    assert out == [_by_the_rules(t) for t in texts]
