@@ -39,6 +39,7 @@ Merge policy per column, over the sightings of one paper ordered by capture time
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,7 +145,15 @@ def _sign(records: pl.DataFrame) -> np.ndarray:
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
     matrix = RMinHash.digest_matrix_from_flat_token_hashes(np.ascontiguousarray(tokens, dtype=np.uint64),
                                                            offsets, NUM_PERM, SEED)
-    return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(n, NUM_PERM)
+    # The rows come as a list per record: Python's collector, set off by so many new lists, spent a
+    # tenth of the signing on looking through them for cycles they cannot have.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return np.asarray(matrix.to_rows(), dtype=np.uint32).reshape(n, NUM_PERM)
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def band_keys(sig: np.ndarray) -> np.ndarray:
