@@ -105,8 +105,10 @@ def plan(prepared: release.Prepared, previous_manifest: dict) -> tuple[dict[str,
     """The files to upload (new or changed bytes) and the paths to delete (gone from this version)."""
     old = previous_manifest.get("files", {})
     old_paths = set(old) | ({MANIFEST} if previous_manifest else set())
+    new = json.loads(prepared.files[MANIFEST])["files"]  # the digests, worked out once (0.4 s at 1M)
     uploads = {path: data for path, data in prepared.files.items()
-               if path not in old or old[path]["sha256"] != hashlib.sha256(data).hexdigest()}
+               if path not in old or old[path]["sha256"] != (new[path]["sha256"] if path in new
+                                                             else hashlib.sha256(data).hexdigest())}
     return uploads, sorted(old_paths - set(prepared.files))
 
 
@@ -188,15 +190,28 @@ class LocalGitTarget:
         return obj
 
     def read(self, path: str, revision: str) -> bytes | None:
+        """The file at `revision`: from the work tree when that revision is checked out and the
+        file there has the commit's bytes (its git id), since dulwich inflates a loose object
+        twice (a release at 1M reads 330 MB: 0.9 s through dulwich, 0.3 s this way)."""
         if not self._exists():
             return None
         with self._repo() as repo:
             try:
-                tree = repo[self._commit_of(repo, revision).tree]
-                _, sha = tree.lookup_path(repo.object_store.__getitem__, path.encode())
+                commit = self._commit_of(repo, revision)
+                _, sha = repo[commit.tree].lookup_path(repo.object_store.__getitem__, path.encode())
             except KeyError:
                 return None
+            copy = self.path / path
+            if self._checked_out() == commit.id.decode() and copy.is_file():
+                data = copy.read_bytes()
+                if _blob_id(data) == sha:
+                    return data
             return repo[sha].data
+
+    def _checked_out(self) -> str | None:
+        """The commit the work tree holds, as the last checkout left it."""
+        marker = self.path / ".git" / "papers-checkout"
+        return marker.read_text() if marker.exists() else None
 
     def commit(self, uploads: dict[str, bytes], deletes: list[str], message: str, parent: str | None) -> str:
         from dulwich.index import commit_tree
@@ -231,28 +246,45 @@ class LocalGitTarget:
                 raise PublishConflict(f"{self.location}: {BRANCH} moved since {str(parent)[:12]}; "
                                       "another run published first. Run again to publish on top of it.")
             faults.point("release:ref:after")
-        self.repair()
+        self._check_out(c.id.decode(), uploads)
         return c.id.decode()
 
     def repair(self) -> None:
         """Check `main` out into the work tree unless it is checked out already (the commit moves
         the branch first; a crash before the checkout leaves the work tree behind)."""
+        self._check_out(self.head())
+
+    def _check_out(self, head: str | None, committed: dict[str, bytes] | None = None) -> None:
+        """Make the work tree and the index those of `head`: a file is written when its bytes
+        differ from the commit's (from `committed`, the bytes a commit just stored, when it has
+        them), and files the commit does not have are removed. (dulwich's `reset_index` read every
+        file back from the object store, inflating each object twice: 2 s of a release at 1M.)"""
+        from dulwich.index import Index, index_entry_from_stat
         from dulwich.object_store import iter_tree_contents
 
-        marker = self.path / ".git" / "papers-checkout"
-        head = self.head()
-        if head is None or (marker.exists() and marker.read_text() == head):
+        if head is None or self._checked_out() == head:
             return
         faults.point("release:checkout:before")
+        committed = committed or {}
+        tracked = set()
         with self._repo() as repo:
-            tree = self._commit_of(repo, head).tree
-            repo.get_worktree().reset_index(tree)
-            tracked = {e.path.decode() for e in iter_tree_contents(repo.object_store, tree)}
+            index = Index(repo.index_path(), read=False)
+            for entry in iter_tree_contents(repo.object_store, self._commit_of(repo, head).tree):
+                name = entry.path.decode()
+                tracked.add(name)
+                path = self.path / name
+                if path.is_symlink():  # (a link is replaced, never written through)
+                    path.unlink()
+                if name in committed or not (path.is_file() and _blob_id(path.read_bytes()) == entry.sha):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(committed[name] if name in committed else repo[entry.sha].data)
+                index[entry.path] = index_entry_from_stat(path.stat(), entry.sha)
+            index.write()
         for path in self.path.rglob("*"):
             rel = path.relative_to(self.path)
             if path.is_file() and ".git" not in rel.parts and rel.as_posix() not in tracked:
                 path.unlink()
-        marker.write_text(head)
+        (self.path / ".git" / "papers-checkout").write_text(head)
         faults.point("release:checkout:after")
 
     def tag(self, version: str, commit: str, message: str) -> None:
@@ -382,6 +414,13 @@ class HubTarget:
     def tag(self, version: str, commit: str, message: str) -> None:
         with self._asking(f"tag {version}"):
             self.api.create_tag(self.repo_id, tag=version, tag_message=message, revision=commit, repo_type="dataset")
+
+
+def _blob_id(data: bytes) -> bytes:
+    """The id git gives a file of these bytes (hex)."""
+    digest = hashlib.sha1(b"blob %d\0" % len(data))
+    digest.update(data)
+    return digest.hexdigest().encode()
 
 
 def _first_line(error: Exception) -> str:

@@ -2,6 +2,7 @@
 (the real `huggingface_hub` client against `hub_repo_server`)."""
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -114,6 +115,44 @@ def test_a_version_committed_but_not_tagged_is_tagged_by_the_next_run(target):
     assert publish.finish_interrupted(target, publish.latest(target)) == prepared.version
     assert target.tags()[prepared.version] == commit
     assert release_once(target, V2) is None  # and the data are not published twice
+
+
+def checked_out(target: publish.LocalGitTarget, version: str) -> bool:
+    """Whether the work tree holds exactly the files of `version`, byte for byte, and git sees
+    nothing changed, staged or untracked."""
+    from dulwich import porcelain
+
+    manifest = json.loads(target.read("manifest.json", version))
+    expected = {path: info["sha256"] for path, info in manifest["files"].items()}
+    expected["manifest.json"] = hashlib.sha256(target.read("manifest.json", version)).hexdigest()
+    present = {p.relative_to(target.path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in target.path.rglob("*") if p.is_file() and ".git" not in p.relative_to(target.path).parts}
+    status = porcelain.status(str(target.path))
+    return (present == expected and status.unstaged == [] and status.untracked == []
+            and not any(status.staged.values()))
+
+
+def test_the_work_tree_follows_main_and_one_left_behind_is_put_right(tmp_path):
+    target = publish.LocalGitTarget(tmp_path / "releases")
+    first = release_once(target, V1)
+    assert checked_out(target, first.version)
+    papers = tmp_path / "releases" / f"data/papers/{SHARD}"
+    papers.write_bytes(b"edited")  # by hand: reading the version still gives its own bytes
+    committed = json.loads(target.read("manifest.json", first.version))["files"][f"data/papers/{SHARD}"]
+    assert hashlib.sha256(target.read(f"data/papers/{SHARD}", first.version)).hexdigest() == committed["sha256"]
+    # A work tree left behind (as by a run killed before its checkout), and changed by hand.
+    (tmp_path / "releases" / ".git" / "papers-checkout").write_text("an earlier commit")
+    (tmp_path / "releases" / "stray.txt").write_text("not released")
+    outside = tmp_path / "outside.md"
+    outside.write_text("not the repository's")
+    (tmp_path / "releases" / "README.md").unlink()
+    (tmp_path / "releases" / "README.md").symlink_to(outside)
+    target.repair()
+    assert checked_out(target, first.version)
+    assert outside.read_text() == "not the repository's"  # the link was replaced, not written through
+    second = release_once(target, V2)  # changes the papers, drops the aliases
+    assert checked_out(target, second.version)
+    assert not (tmp_path / "releases" / f"data/aliases/{SHARD}").exists()
 
 
 def test_hub_publishing_without_a_token_says_so(tmp_path, monkeypatch):
