@@ -273,8 +273,9 @@ class LocalGitTarget:
                 name = entry.path.decode()
                 tracked.add(name)
                 path = self.path / name
-                if path.is_symlink():  # (a link is replaced, never written through)
-                    path.unlink()
+                for link in [self.path / folder for folder in reversed(Path(name).parents[:-1])] + [path]:
+                    if link.is_symlink():  # (a link, to a folder or a file, is replaced, never written through)
+                        link.unlink()
                 if name in committed or not (path.is_file() and _blob_id(path.read_bytes()) == entry.sha):
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(committed[name] if name in committed else repo[entry.sha].data)

@@ -147,9 +147,14 @@ def test_the_work_tree_follows_main_and_one_left_behind_is_put_right(tmp_path):
     outside.write_text("not the repository's")
     (tmp_path / "releases" / "README.md").unlink()
     (tmp_path / "releases" / "README.md").symlink_to(outside)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(tmp_path / "releases" / "data" / "sightings", elsewhere)
+    (tmp_path / "releases" / "data" / "sightings").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / SHARD).write_bytes(b"edited elsewhere")
     target.repair()
     assert checked_out(target, first.version)
-    assert outside.read_text() == "not the repository's"  # the link was replaced, not written through
+    # the links were replaced, not written through
+    assert outside.read_text() == "not the repository's" and (elsewhere / SHARD).read_bytes() == b"edited elsewhere"
     second = release_once(target, V2)  # changes the papers, drops the aliases
     assert checked_out(target, second.version)
     assert not (tmp_path / "releases" / f"data/aliases/{SHARD}").exists()
