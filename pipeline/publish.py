@@ -201,12 +201,17 @@ class LocalGitTarget:
                 _, sha = repo[commit.tree].lookup_path(repo.object_store.__getitem__, path.encode())
             except KeyError:
                 return None
-            copy = self.path / path
-            if self._checked_out() == commit.id.decode() and copy.is_file():
-                data = copy.read_bytes()
-                if _blob_id(data) == sha:
-                    return data
+            if self._checked_out() == commit.id.decode() and (data := self._copy(path, sha)) is not None:
+                return data
             return repo[sha].data
+
+    def _copy(self, name: str, sha: bytes) -> bytes | None:
+        """The work tree's file `name`, if it holds the blob `sha` (by its git id)."""
+        from dulwich.objects import Blob
+
+        path = self.path / name
+        data = path.read_bytes() if path.is_file() else None
+        return data if data is not None and Blob.from_string(data).id == sha else None
 
     def _checked_out(self) -> str | None:
         """The commit the work tree holds, as the last checkout left it."""
@@ -276,7 +281,7 @@ class LocalGitTarget:
                 for link in [self.path / folder for folder in reversed(Path(name).parents[:-1])] + [path]:
                     if link.is_symlink():  # (a link, to a folder or a file, is replaced, never written through)
                         link.unlink()
-                if name in committed or not (path.is_file() and _blob_id(path.read_bytes()) == entry.sha):
+                if name in committed or self._copy(name, entry.sha) is None:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(committed[name] if name in committed else repo[entry.sha].data)
                 index[entry.path] = index_entry_from_stat(path.stat(), entry.sha)
@@ -415,13 +420,6 @@ class HubTarget:
     def tag(self, version: str, commit: str, message: str) -> None:
         with self._asking(f"tag {version}"):
             self.api.create_tag(self.repo_id, tag=version, tag_message=message, revision=commit, repo_type="dataset")
-
-
-def _blob_id(data: bytes) -> bytes:
-    """The id git gives a file of these bytes (hex)."""
-    digest = hashlib.sha1(b"blob %d\0" % len(data))
-    digest.update(data)
-    return digest.hexdigest().encode()
 
 
 def _first_line(error: Exception) -> str:

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 from pipeline.normalize import clean_text
 from pipeline.parse.common import (MONTH_DAY, ParseContext, Reject, excerpt, local_dates, month_number,
-                                   resolve_month_day, unix_newlines)
-from pipeline.parse.common import lines as _lines
+                                   resolve_month_day, unix_newlines, lines as _lines)
 
 HEADER_LINES = {
     "new",
