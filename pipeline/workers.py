@@ -1,4 +1,4 @@
-"""Work that holds the GIL (reading, hashing and parsing pages; MinHash signing) spread over the cores.
+"""Work that holds the GIL (reading, hashing and parsing pages) spread over the cores.
 
 A pool of processes, started with `spawn`: Polars' thread pool does not survive a `fork`. Starting
 the workers costs half a second or more (each imports Polars and the parsers), so small amounts of
@@ -40,14 +40,13 @@ def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item], 
     """`work(chunk)` for consecutive chunks of `items` (`chunk` items each, CHUNK_ITEMS unless told),
     in order: in worker processes when there are at least `minimum` (MIN_ITEMS) items and more than
     one core, else here. `work` must be a module-level function (a worker imports it by name);
-    `items` anything that slices, a list or a frame. Work that `waits` on the disk gets one worker
-    more than there are cores, to use a core while another worker waits.
+    `items` anything that slices. Work that `waits` on the disk gets one worker more than there are
+    cores, to use a core while another worker waits.
 
-    Frames cross between processes as Arrow IPC files in a temporary folder, not pickled through
-    the pool's pipe: a frame given as `items` is written once and each worker reads its slice, and a
-    frame a worker returns (alone or in a tuple) is read back here and its file removed. (The parse
-    workers' 2 GB of frames at a million listings took 5 s of pickling in the workers and 2 s of
-    unpickling here; written and read as files, 1.5 s in all.) A process killed midway leaves its
+    A frame a worker returns (alone or in a tuple) crosses as an Arrow IPC file in a temporary
+    folder, not pickled through the pool's pipe, and is read back here and its file removed. (The
+    parse workers' 2 GB of frames at a million listings took 5 s of pickling in the workers and 2 s
+    of unpickling here; written and read as files, 1.5 s in all.) A process killed midway leaves its
     folder to the system's cleaning of the temporary directory."""
     chunk = chunk or CHUNK_ITEMS
     if not spread(len(items), minimum) or len(items) <= chunk:
@@ -55,11 +54,7 @@ def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item], 
         return
     with tempfile.TemporaryDirectory(prefix="papers-workers-") as folder:
         spool = Path(folder)
-        if isinstance(items, pl.DataFrame):
-            items.write_ipc(spool / "items.arrow")
-            chunks = [_Slice(spool / "items.arrow", i, chunk) for i in range(0, len(items), chunk)]
-        else:
-            chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
         pool = ProcessPoolExecutor(min(cores() + waits, len(chunks)), mp_context=multiprocessing.get_context("spawn"))
         try:
             for result in pool.map(partial(_spooled, work, spool), chunks):
@@ -69,20 +64,11 @@ def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item], 
 
 
 @dataclass(frozen=True)
-class _Slice:
-    path: Path
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True)
 class _Frame:
     path: Path
 
 
 def _spooled(work: Callable, spool: Path, chunk) -> object:
-    if isinstance(chunk, _Slice):
-        chunk = pl.scan_ipc(chunk.path).slice(chunk.offset, chunk.length).collect()
     return _spool(work(chunk), spool)
 
 

@@ -266,3 +266,46 @@ def test_random_orders_and_batchings_give_the_same_papers():
             assert getattr(appended, name).equals(getattr(batched, name)), name
 
     check()
+
+
+def test_signatures_signed_in_threads_are_those_signed_in_one_chunk(monkeypatch):
+    """Records signed two at a time on every core: each row is its own record's signature, in order;
+    the same texts sign alike, and texts with no shingle in common share almost no values."""
+    import numpy as np
+
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    texts = [" ".join(words[i:] + words[:i]) for i in range(5)]
+    records = pl.DataFrame({"title_key": [f"title {i % 5}" for i in range(7)],
+                            "abstract_key": [texts[i % 5] for i in range(7)]})
+    whole = dedup.signatures(records)
+    monkeypatch.setattr(dedup, "SIGN_CHUNK", 2)
+    chunked = dedup.signatures(records)
+    assert chunked.shape == (7, dedup.NUM_PERM) and np.array_equal(chunked, whole)
+    assert np.array_equal(chunked[0], chunked[5]) and np.array_equal(chunked[1], chunked[6])
+    assert not np.array_equal(chunked[0], chunked[1])
+    unrelated = dedup.signatures(pl.DataFrame({"title_key": ["one two three"], "abstract_key": ["four five six"]}))
+    assert (unrelated[0] == chunked[0]).mean() < 0.1
+
+
+def test_a_signature_reads_the_title_and_the_abstracts_first_words_only():
+    """Shingles run over every word of the title and the first SHINGLE_WORDS of the abstract: a change
+    past them leaves the signature as it was, a change in the last word read does not."""
+    import numpy as np
+
+    n = dedup.SHINGLE_WORDS
+    abstract = [f"w{i}" for i in range(n + 40)]
+    title = "a long title of seven words"
+
+    def with_word(position: int, word: str) -> str:
+        return " ".join(abstract[:position] + [word] + abstract[position + 1:])
+
+    records = pl.DataFrame({
+        "title_key": [title, title, title, title.replace("seven", "eight"), title],
+        "abstract_key": [" ".join(abstract), with_word(n, "changed"), with_word(n - 1, "changed"),
+                         " ".join(abstract), None]})
+    sig = dedup.signatures(records)
+    assert np.array_equal(sig[0], sig[1])  # the word after the last one read
+    assert not np.array_equal(sig[0], sig[2])  # the last word read
+    assert not np.array_equal(sig[0], sig[3])  # the title's last word
+    title_only = dedup.signatures(pl.DataFrame({"title_key": [title], "abstract_key": [""]}))
+    assert np.array_equal(sig[4], title_only[0]) and not np.array_equal(sig[4], sig[0])

@@ -46,22 +46,25 @@ def test_an_error_in_a_worker_reaches_the_caller(spread):
         list(workers.map_chunks(fails_on_seven, list(range(100))))
 
 
-def tagged(chunk: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-    return chunk.with_columns(pid=pl.lit(os.getpid())), chunk.head(1), chunk.height
+def tagged(chunk: list[int]) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    frame = pl.DataFrame({"i": chunk, "text": [None if i % 6 == 0 else "Fréchet ∂ " * i for i in chunk],
+                          "day": [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in chunk],
+                          "tags": [[f"t{i}"] * (i % 3) for i in chunk]}, schema_overrides={"i": pl.Int64})
+    return frame.with_columns(pid=pl.lit(os.getpid())), frame.head(1), len(chunk)
 
 
-def test_frames_go_to_the_workers_and_come_back_whole_and_in_order(spread, tmp_path, monkeypatch):
-    """A frame of items and the frames a worker returns cross as files; none is left behind."""
+def test_frames_come_back_from_the_workers_whole_and_in_order(spread, tmp_path, monkeypatch):
+    """The frames a worker returns, alone or in a tuple, cross as files; none is left behind."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    frame = pl.DataFrame({"i": range(20), "text": [None if i % 6 == 0 else "Fréchet ∂ " * i for i in range(20)],
-                          "day": [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(20)],
-                          "tags": [[f"t{i}"] * (i % 3) for i in range(20)]})
-    results = workers.map_chunks(tagged, frame)
+    results = workers.map_chunks(tagged, list(range(20)))
     out = [next(results)]
     assert [p.name.startswith("papers-workers-") for p in tmp_path.iterdir()] == [True]
     out += list(results)
     whole = pl.concat([tagged_rows for tagged_rows, _, _ in out])
-    assert whole.drop("pid").equals(frame)
+    assert whole["i"].to_list() == list(range(20))
+    assert whole["text"].to_list() == [None if i % 6 == 0 else "Fréchet ∂ " * i for i in range(20)]
+    assert whole["day"].to_list() == [dt.date(2026, 1, 1) + dt.timedelta(days=i) for i in range(20)]
+    assert whole["tags"].to_list() == [[f"t{i}"] * (i % 3) for i in range(20)]
     assert os.getpid() not in set(whole["pid"])
     assert [first["i"].to_list() for _, first, _ in out] == [[i] for i in range(0, 20, 3)]
     assert [n for _, _, n in out] == [3] * 6 + [2]
@@ -111,25 +114,3 @@ def test_import_and_parse_in_workers(tmp_path, spread):
                    for name, entries in pages.items()}
     assert [(origin[c], rule) for c, rule in rejects.select("capture_id", "rule").iter_rows()] == [
         ("page_11.txt", "unknown_format")]
-
-
-def test_signatures_signed_in_workers_are_those_signed_here(spread, monkeypatch):
-    """Records signed two at a time in worker processes: each row is its own record's signature, in
-    order; the same texts sign alike, and texts with no shingle in common share almost no values."""
-    import numpy as np
-    import polars as pl
-
-    from pipeline import dedup
-
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
-    texts = [" ".join(words[i:] + words[:i]) for i in range(5)]
-    records = pl.DataFrame({"title_key": [f"title {i % 5}" for i in range(7)],
-                            "abstract_key": [texts[i % 5] for i in range(7)]})
-    here = dedup.signatures(records)
-    monkeypatch.setattr(dedup, "SIGN_CHUNK", 2)
-    monkeypatch.setattr(dedup, "SIGN_IN_WORKERS", 1)
-    there = dedup.signatures(records)
-    assert there.shape == (7, dedup.NUM_PERM) and np.array_equal(there, here)
-    assert np.array_equal(there[0], there[5]) and np.array_equal(there[1], there[6])
-    unrelated = dedup.signatures(pl.DataFrame({"title_key": ["one two three"], "abstract_key": ["four five six"]}))
-    assert (unrelated[0] == there[0]).mean() < 0.1
