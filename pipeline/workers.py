@@ -30,34 +30,32 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def spread(items: int, minimum: int | None = None) -> bool:
+def spread(items: int) -> bool:
     """Whether `map_chunks` gives this many items to worker processes."""
-    return items >= (MIN_ITEMS if minimum is None else minimum) and cores() > 1
+    return items >= MIN_ITEMS and cores() > 1
 
 
-def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item], chunk: int | None = None,
-               minimum: int | None = None, waits: bool = False) -> Iterator[Result]:
-    """`work(chunk)` for consecutive chunks of `items` (`chunk` items each, CHUNK_ITEMS unless told),
-    in order: in worker processes when there are at least `minimum` (MIN_ITEMS) items and more than
-    one core, else here. `work` must be a module-level function (a worker imports it by name);
-    `items` anything that slices. Work that `waits` on the disk gets one worker more than there are
-    cores, to use a core while another worker waits.
+def map_chunks(work: Callable[[Sequence[Item]], Result], items: Sequence[Item],
+               waits: bool = False) -> Iterator[Result]:
+    """`work(chunk)` for consecutive chunks of CHUNK_ITEMS `items`, in order: in worker processes
+    when there are at least MIN_ITEMS items and more than one core, else here. `work` must be a
+    module-level function (a worker imports it by name); `items` anything that slices. Work that
+    `waits` on the disk gets one worker more than there are cores, to use a core while another
+    worker waits.
 
     A frame a worker returns (alone or in a tuple) crosses as an Arrow IPC file in a temporary
     folder, not pickled through the pool's pipe, and is read back here and its file removed. (The
     parse workers' 2 GB of frames at a million listings took 5 s of pickling in the workers and 2 s
     of unpickling here; written and read as files, 1.5 s in all.) A process killed midway leaves its
     folder to the system's cleaning of the temporary directory."""
-    chunk = chunk or CHUNK_ITEMS
-    if not spread(len(items), minimum) or len(items) <= chunk:
-        yield from map(work, [items[i:i + chunk] for i in range(0, len(items), chunk)])
+    chunks = [items[i:i + CHUNK_ITEMS] for i in range(0, len(items), CHUNK_ITEMS)]
+    if not spread(len(items)) or len(chunks) < 2:
+        yield from map(work, chunks)
         return
     with tempfile.TemporaryDirectory(prefix="papers-workers-") as folder:
-        spool = Path(folder)
-        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
         pool = ProcessPoolExecutor(min(cores() + waits, len(chunks)), mp_context=multiprocessing.get_context("spawn"))
         try:
-            for result in pool.map(partial(_spooled, work, spool), chunks):
+            for result in pool.map(partial(_spooled, work, Path(folder)), chunks):
                 yield _unspooled(result)
         finally:  # on an error, the chunks not started are dropped rather than waited for
             pool.shutdown(cancel_futures=True)
