@@ -67,6 +67,8 @@ _BASIS_RANK = {basis: rank for rank, basis in enumerate(reversed(schema.PUBLISHE
 # What resolution keeps between runs: each record in use with its paper (stored as `resolver_state`)
 # and its keys and signature (stored as `records`).
 STATE = {**schema.RESOLVER_STATE, **schema.RECORDS}
+# Listings are matched, and papers given their abstract, by the hash of the abstract: null for none.
+_TEXT_HASH = plh.col("abstract").nchash.xxhash64().alias("text_hash")
 
 
 @dataclass
@@ -83,18 +85,20 @@ def short_hash(expr: pl.Expr) -> pl.Expr:
     return expr.chash.sha2_256().str.slice(0, 16)
 
 
-def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`listings` with their record id (the abstract text dropped), and the records of those not in
-    `known` (listing_id, record_id: the listings resolved before, whose keys the state keeps): one
-    row per record id with its keys, as its first listing gave them."""
-    narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "listing_hash",
-                             text_hash=plh.col("abstract").nchash.xxhash64())
-    old = narrow.join(known, on="listing_id", how="inner").drop("text_hash")
+def with_record_keys(narrow: pl.DataFrame, listings: pl.LazyFrame,
+                     known: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The `narrow` listings (with `text_hash`, the hash of their abstract, null for none) with
+    their record id; the records of those not in `known` (listing_id, record_id: the listings
+    resolved before, whose keys the state keeps): one row per record id with its keys, as its
+    first listing gave them; and their distinct abstracts (text_hash, abstract). `listings` are
+    the rows of `narrow` with their abstracts, read only for the first listing of each text."""
+    old = narrow.join(known, on="listing_id", how="inner")
     new = narrow.join(known, on="listing_id", how="anti") if known.height else narrow
     # Normalizing is the costly part, and most abstracts are seen many times: once per distinct text.
     first = (narrow.select("text_hash", row=pl.int_range(pl.len(), dtype=pl.UInt32))
              .filter(pl.col("text_hash").is_in(new["text_hash"].implode())).unique("text_hash"))
-    abstracts = first.select("text_hash", abstract_key=keys(listings["abstract"].gather(first["row"])))
+    texts = _rows_of(listings, "abstract", first["row"]).join(first, on="row").select("text_hash", "abstract")
+    abstracts = texts.select("text_hash", abstract_key=keys(texts["abstract"]))
     # Keys and ids per distinct (arXiv id, title key, abstract text), not per listing: the abstract
     # keys are not copied to every listing of a record (1.2 GB at a million listings). (The
     # streaming engine hashes slices of the rows on every core.)
@@ -104,10 +108,17 @@ def with_record_keys(listings: pl.DataFrame, known: pl.DataFrame) -> tuple[pl.Da
               .with_columns(record_id=short_hash(pl.concat_str(
                   [pl.col("arxiv_id").fill_null(""), pl.col("title_key"), pl.col("abstract_key").fill_null("")],
                   separator="\x1f"))).collect(engine="streaming"))
-    keyed = new.join(combos.select(*on, "record_id"), on=on, how="left", nulls_equal=True,
-                     maintain_order="left").drop("text_hash")
+    keyed = new.join(combos.select(*on, "record_id"), on=on, how="left", nulls_equal=True, maintain_order="left")
     made = combos.group_by("record_id", maintain_order=True).agg(pl.col("arxiv_id", "title_key", "abstract_key").first())
-    return pl.concat([old, keyed], how="diagonal"), made
+    return pl.concat([old, keyed], how="diagonal"), made, texts
+
+
+def _rows_of(frame: pl.LazyFrame, column: str, rows: pl.Series) -> pl.DataFrame:
+    """`column` of the rows of `frame` at positions `rows`, with their position as `row`: one pass
+    that keeps only those values (the abstracts of a million listings are 1.6 GB, 80 % of the
+    listings; of distinct texts, half that)."""
+    return (frame.select(column).with_row_index("row").filter(pl.col("row").is_in(rows.implode()))
+            .collect(engine="streaming"))
 
 
 def signatures(records: pl.DataFrame) -> np.ndarray:
@@ -292,11 +303,15 @@ def _is_prefix(records: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarra
 def row_fingerprint(frame: pl.DataFrame) -> pl.Series:
     """A 64-bit hash of each whole row, the same in every Polars version (polars-hash's xxhash64 of
     the row's values as text)."""
+    return frame.select(_fingerprint(frame.schema)).to_series()
+
+
+def _fingerprint(columns: dict) -> pl.Expr:
     parts = []
-    for name, dtype in frame.schema.items():
+    for name, dtype in columns.items():
         column = pl.col(name).list.join("\x1e") if isinstance(dtype, pl.List) else pl.col(name)
         parts.append(column.cast(pl.String).fill_null("\x00"))
-    return frame.select(pl.concat_str(parts, separator="\x1f").nchash.xxhash64()).to_series().alias("listing_hash")
+    return pl.concat_str(parts, separator="\x1f").nchash.xxhash64().alias("listing_hash")
 
 
 def _pairs_among(records: pl.DataFrame, idx: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -321,10 +336,13 @@ def _lsh_among(keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return pairs["i"].to_numpy(), pairs["i_o"].to_numpy()
 
 
-def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
+def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
             previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None,
             previous: dict[str, pl.DataFrame] | None = None, earlier: pl.LazyFrame | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
+
+    `listings` may be lazy (a scan of the table): their abstracts are then read only where needed
+    (the first listing of each text, each paper's latest one), never all at once.
 
     `state` and `merges`: the previous resolution's records and listings (their papers, keys and
     signatures are reused); `previous_ids`: listing_id -> paper_id of an earlier resolution or
@@ -343,12 +361,13 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
     state = schema.empty(STATE) if state is None else schema.conform(state, STATE)
     merges = schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)
     resolved_before = merges.select("listing_id", "record_id").join(state.select("record_id"), on="record_id", how="semi")
-    listings = schema.conform(listings.filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != "")),
-                              schema.LISTINGS)
-    # Matching works on a narrow frame; the wide listings are read once more, to make the papers.
-    row_hash = row_fingerprint(listings)
-    keyed, made = with_record_keys(listings.select("listing_id", "captured_at", "arxiv_id", "title_key", "abstract",
-                                                   listing_hash=row_hash), resolved_before)
+    listings = listings.lazy().filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != "")).select(
+        [pl.col(c).cast(t) for c, t in schema.LISTINGS.items()])
+    # Matching works on a narrow frame; the wide listings are read again, to make the papers.
+    narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key", _fingerprint(schema.LISTINGS),
+                             _TEXT_HASH).collect(engine="streaming")
+    keyed, made, texts = with_record_keys(narrow, listings, resolved_before)
+    del narrow
     if earlier is not None:  # the earlier listings as the previous resolution keyed them
         keyed = pl.concat([merges.select("listing_id", "record_id", "listing_hash").join(
             previous["sightings"].select("listing_id", "captured_at"), on="listing_id"), keyed], how="diagonal")
@@ -357,7 +376,7 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
         pl.col("record_id").is_in(keyed["record_id"].implode()))
     made = made.filter(pl.col("record_id").is_in(kept["record_id"].implode()).not_())
     records = pl.concat([kept, made]).sort("record_id")
-    keyed = keyed.select("listing_id", "captured_at", "record_id", "listing_hash")
+    keyed = keyed.select("listing_id", "captured_at", "record_id", "listing_hash", "text_hash")
     known = records.join(state.select("record_id", "paper_id", "rule", "score", "signature"), on="record_id", how="left")
     # Old ids that became aliases resolve to their survivors.
     known = known.join(aliases, left_on="paper_id", right_on="alias_id", how="left").with_columns(
@@ -454,14 +473,17 @@ def resolve(listings: pl.DataFrame, state: pl.DataFrame | None = None, merges: p
             fresh = keyed.join(resolved_before, on="listing_id", how="anti").select("record_id").unique()
             touched = pl.concat([pl.Series("root", comps.roots()[region]),
                                  assigned.join(fresh, on="record_id")["root"]]).unique()
-    wide = listings.lazy() if earlier is None else pl.concat([earlier, listings.lazy()])
-    return _finish(wide, keyed, known, assigned, sig, aliases, None if touched is None else (previous, merges, touched))
+    wide = listings if earlier is None else pl.concat([earlier, listings])
+    return _finish(wide, keyed, known, assigned, sig, aliases, texts, earlier is None,
+                   None if touched is None else (previous, merges, touched))
 
 
 def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
-            sig: np.ndarray, aliases: pl.DataFrame, incremental=None) -> Resolution:
-    """Ids, merges, papers, sightings and state from the components (`assigned.root`). With
-    `incremental` = (previous papers and sightings, previous merges, touched roots), only the
+            sig: np.ndarray, aliases: pl.DataFrame, texts: pl.DataFrame, hashed: bool,
+            incremental=None) -> Resolution:
+    """Ids, merges, papers, sightings and state from the components (`assigned.root`). `texts`:
+    abstracts already read (text_hash, abstract); `hashed`: `keyed` has every listing's text_hash.
+    With `incremental` = (previous papers and sightings, previous merges, touched roots), only the
     touched components are worked out again; the rest are the previous rows as they were."""
     listings = keyed.join(assigned.select("record_id", "root", "rule", "score"), on="record_id")
     if incremental is not None:
@@ -500,16 +522,19 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
     ).with_columns(score=pl.when(pl.col("rule").is_in(["first", "exact"])).then(pl.lit(1.0)).otherwise(pl.col("score")))
     if incremental is not None:  # (with nothing to aggregate again, the earlier listings are not scanned)
         wide = wide.filter(pl.col("listing_id").is_in(listings["listing_id"].implode())) if listings.height else wide.clear()
-    wide = wide.collect()
     # The wide listings are neither joined nor sorted (each would copy them): their paper and their
-    # place in capture order come as columns aligned to their rows.
-    aligned = wide.select("listing_id").join(listings.select("listing_id", "paper_id").with_row_index("seq"),
-                                             on="listing_id", how="left", maintain_order="left")
-    ordered = wide.lazy().with_columns(
-        paper_id=aligned["paper_id"], seq=aligned["seq"],
+    # place in capture order come as columns aligned to their rows. Their abstracts are left out
+    # (80 % of their bytes): each paper's is named by its hash, and taken from the texts keyed in
+    # this run (all of them, unless earlier listings are among these); only the others are read.
+    rest = wide.select(pl.exclude("abstract"), *([] if hashed else [_TEXT_HASH])).collect(engine="streaming")
+    aligned = rest.select("listing_id").join(
+        listings.select("listing_id", "paper_id", *(["text_hash"] if hashed else [])).with_row_index("seq"),
+        on="listing_id", how="left", maintain_order="left")
+    ordered = rest.lazy().with_columns(
+        aligned.select(pl.exclude("listing_id")),
         basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1))
     papers = ordered.group_by("paper_id").agg(
-        *[pl.col(c).sort_by("seq").drop_nulls().last() for c in schema.PAPERS
+        *[pl.col("text_hash" if c == "abstract" else c).sort_by("seq").drop_nulls().last() for c in schema.PAPERS
           if c in schema.LISTINGS and c not in _OWN_POLICY],
         pl.col("published_on").sort_by(["basis_rank", "seq"]).drop_nulls().last(),
         pl.col("daily_date").min(),
@@ -519,6 +544,12 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         pl.col("source").unique().sort().alias("sources"),
     )
     papers, sightings = pl.collect_all([papers, ordered.select(list(schema.SIGHTINGS))])
+    del rest, ordered
+    missing = papers.select(pl.col("text_hash").drop_nulls()).join(texts, on="text_hash", how="anti")["text_hash"]
+    if missing.len():
+        texts = pl.concat([texts, wide.select(_TEXT_HASH, "abstract").filter(pl.col("text_hash").is_in(missing.implode()))
+                           .unique("text_hash").collect(engine="streaming")])
+    papers = papers.join(texts, on="text_hash", how="left")
     papers = schema.conform(papers, schema.PAPERS).sort(["published_on", "paper_id"], nulls_last=True)
     sightings = schema.conform(sightings, schema.SIGHTINGS).sort(["paper_id", "captured_at", "listing_id"])
     merges = schema.conform(merges, schema.MERGES).sort("listing_id")

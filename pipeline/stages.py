@@ -158,9 +158,10 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
     release), as a fresh data directory keeps the previous release's. The records signed before
     are kept; only the new ones are written, as a new part of `records`.
 
-    The audit records the parts of `listings` the resolution was made from. When the listings are
-    those parts and new ones after them (parse only adds parts), only the new parts are read whole;
-    of the earlier ones, only the rows of the papers the new listings reach are kept (a filtered scan)."""
+    The listings are scanned, not read whole: resolution reads their abstracts only where it needs
+    them. The audit records the parts of `listings` the resolution was made from. When the listings
+    are those parts and new ones after them (parse only adds parts), only the new parts are matched;
+    of the earlier ones, only the rows of the papers the new listings reach are read."""
     with store.exclusive(data_dir, "resolve"):
         ledger = store.read_ledger(data_dir)
         parts = store.parts(data_dir, "listings")
@@ -169,9 +170,9 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
         earlier = None
         if consumed is not None and [part["sha256"] for part in parts[:len(consumed)]] == consumed:
             earlier = store.scan_parts(data_dir, "listings", parts[:len(consumed)])
-            listings = store.read_table(data_dir, "listings", only=parts[len(consumed):])
+            listings = store.scan_parts(data_dir, "listings", parts[len(consumed):])
         else:
-            listings = store.read_table(data_dir, "listings")
+            listings = store.scan_parts(data_dir, "listings", parts)
         previous_ids, aliases, previous, merges = None, None, None, None
         if state is None:
             try:

@@ -329,9 +329,9 @@ def read_table(data_dir: DataDir, name: str, columns: list[str] | None = None,
 
 
 def scan_parts(data_dir: DataDir, name: str, only: list[dict]) -> pl.LazyFrame:
-    """Parts of a table, lazily, in the current schema: for reading a few of their rows. Each part
-    is checked first as `read_table` checks it (its columns, and that it is the file its commit
-    wrote)."""
+    """Parts of a table, lazily, in the current schema: for reading some of their rows or columns
+    without holding the whole table. Each part is checked first as `read_table` checks it (its
+    columns, and that it is the file its commit wrote)."""
     frames = []
     for part in only:
         path = data_dir.tables / part["file"]

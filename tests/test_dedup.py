@@ -268,6 +268,28 @@ def test_random_orders_and_batchings_give_the_same_papers():
     check()
 
 
+def test_resolving_a_scan_of_parquet_parts_equals_resolving_the_frame(tmp_path):
+    """Listings scanned from Parquet parts in many row groups (resolution reads their abstracts by
+    position, in passes of their own) give the tables the same listings give in memory; each paper's
+    abstract is its latest sighting's with one."""
+    rows = [{**row, "listing_id": f"{row['listing_id']}#{k}", "abstract": row.get("abstract") if k % 3 else None,
+             "captured_at": dt.datetime(2026, 1, 1, tzinfo=UTC) + dt.timedelta(hours=k, minutes=n)}
+            for k in range(40) for n, row in enumerate(_variants())]
+    frame = to_frames(rows, [])[0]
+    for i, start in enumerate(range(0, frame.height, 160)):
+        frame.slice(start, 160).write_parquet(tmp_path / f"{i}.parquet", row_group_size=7)
+    scanned = dedup.resolve(pl.scan_parquet(sorted(tmp_path.glob("*.parquet"))))
+    held = dedup.resolve(frame)
+    for name in ("papers", "sightings", "merges", "aliases", "state"):
+        assert getattr(scanned, name).equals(getattr(held, name)), name
+    firsts = held.merges.with_columns(pl.col("listing_id").str.split("#").list.first().alias("base"))
+    for paper in held.papers.iter_rows(named=True):
+        bases = set(firsts.filter(pl.col("paper_id") == paper["paper_id"])["base"])
+        last = max((row for row in rows if row["listing_id"].split("#")[0] in bases and row.get("abstract")),
+                   key=lambda row: row["captured_at"], default=None)
+        assert paper["abstract"] == (last["abstract"] if last else None)
+
+
 def test_signatures_signed_in_threads_are_those_signed_in_one_chunk(monkeypatch):
     """Records signed two at a time on every core: each row is its own record's signature, in order;
     the same texts sign alike, and texts with no shingle in common share almost no values."""

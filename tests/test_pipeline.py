@@ -101,7 +101,7 @@ def test_incremental_runs_equal_a_full_refresh(first_run, data_dir, captures_cop
         assert frame.sort(frame.columns[:2]).equals(incremental[name].sort(frame.columns[:2])), name
 
 
-def test_a_resolve_reads_whole_only_the_listings_added_since(first_run, data_dir, captures_copy, monkeypatch):
+def test_a_resolve_matches_only_the_listings_added_since(first_run, data_dir, captures_copy, monkeypatch):
     known = pl.read_parquet(data_dir / "tables" / "papers.parquet").filter(
         pl.col("title") == "CoLiDE: Concomitant Linear DAG Estimation").row(0, named=True)
     (captures_copy / "later.txt").write_text(block_page([  # an old paper listed again, and a new one
@@ -115,9 +115,10 @@ def test_a_resolve_reads_whole_only_the_listings_added_since(first_run, data_dir
     monkeypatch.undo()
     added = store.parts(DataDir.resolve(data_dir), "listings")[len(earlier):]
     assert len(added) == 1 and added[0]["rows"] == 2
-    # parse reads the listings' id and time columns; resolve reads only the new part whole
+    # parse reads the listings' id and time columns; resolve scans the earlier parts apart from the
+    # new one: it matches the new listings and reads only the earlier rows of the papers they reach
     assert [(c, o) for n, c, o in reads if n == "listings" and c != validate_columns()] == [
-        ("scanned", earlier), (None, added)]
+        ("scanned", earlier), ("scanned", added)]
     papers = pl.read_parquet(data_dir / "tables" / "papers.parquet")
     assert papers.filter(pl.col("paper_id") == known["paper_id"])["upvotes"].to_list() == [41]
     assert papers.filter(pl.col("title") == "A Brand New Paper on Widgets").height == 1
