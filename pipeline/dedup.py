@@ -341,8 +341,9 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
             previous: dict[str, pl.DataFrame] | None = None, earlier: pl.LazyFrame | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
 
-    `listings` may be lazy (a scan of the table): their abstracts are then read only where needed
-    (the first listing of each text, each paper's latest one), never all at once.
+    `listings` may be lazy (a scan of the table): their abstracts are then never held all at once,
+    only those of the first listing of each distinct text (and, of `earlier`, those of the papers
+    aggregated again).
 
     `state` and `merges`: the previous resolution's records and listings (their papers, keys and
     signatures are reused); `previous_ids`: listing_id -> paper_id of an earlier resolution or
