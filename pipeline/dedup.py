@@ -300,13 +300,9 @@ def _is_prefix(records: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarra
         .fill_null(False)).to_series().to_numpy()
 
 
-def row_fingerprint(frame: pl.DataFrame) -> pl.Series:
-    """A 64-bit hash of each whole row, the same in every Polars version (polars-hash's xxhash64 of
-    the row's values as text)."""
-    return frame.select(_fingerprint(frame.schema)).to_series()
-
-
-def _fingerprint(columns: dict) -> pl.Expr:
+def fingerprint(columns: dict) -> pl.Expr:
+    """A 64-bit hash of each whole row of a frame with these columns (name -> type), the same in
+    every Polars version (polars-hash's xxhash64 of the row's values as text)."""
     parts = []
     for name, dtype in columns.items():
         column = pl.col(name).list.join("\x1e") if isinstance(dtype, pl.List) else pl.col(name)
@@ -362,10 +358,10 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     state = schema.empty(STATE) if state is None else schema.conform(state, STATE)
     merges = schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)
     resolved_before = merges.select("listing_id", "record_id").join(state.select("record_id"), on="record_id", how="semi")
-    listings = listings.lazy().filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != "")).select(
-        [pl.col(c).cast(t) for c, t in schema.LISTINGS.items()])
+    listings = schema.conform(listings.lazy().filter(pl.col("title_key").is_not_null() & (pl.col("title_key") != "")),
+                              schema.LISTINGS)
     # Matching works on a narrow frame; the wide listings are read again, to make the papers.
-    narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key", _fingerprint(schema.LISTINGS),
+    narrow = listings.select("listing_id", "captured_at", "arxiv_id", "title_key", fingerprint(schema.LISTINGS),
                              _TEXT_HASH).collect(engine="streaming")
     keyed, made, texts = with_record_keys(narrow, listings, resolved_before)
     del narrow

@@ -225,10 +225,11 @@ def empty(schema: dict) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
-def conform(rows: list[dict] | pl.DataFrame, schema: dict) -> pl.DataFrame:
-    """Rows (dicts) or a frame, cast to exactly the columns of `schema`, in its order."""
-    if isinstance(rows, pl.DataFrame):
-        missing = [c for c in schema if c not in rows.columns]
+def conform(rows: list[dict] | pl.DataFrame | pl.LazyFrame, schema: dict) -> pl.DataFrame | pl.LazyFrame:
+    """Rows (dicts) or a frame (lazy or not: it stays so), cast to exactly the columns of `schema`,
+    in its order."""
+    if isinstance(rows, (pl.DataFrame, pl.LazyFrame)):
+        missing = [c for c in schema if c not in rows.collect_schema().names()]
         if missing:
             raise ValueError(f"frame lacks columns {missing}")
         return rows.select([pl.col(c).cast(t) for c, t in schema.items()])
