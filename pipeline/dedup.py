@@ -289,15 +289,28 @@ def _lsh_pairs(keys: np.ndarray, new_idx: np.ndarray) -> tuple[np.ndarray, np.nd
     return pairs["i"].to_numpy(), pairs["i_o"].to_numpy()
 
 
-def _is_prefix(records: pl.DataFrame, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _is_prefix(abstract_keys: pl.Series, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if len(a) == 0:
         return np.zeros(0, dtype=bool)
-    ab = pl.DataFrame({"x": records["abstract_key"].gather(a), "y": records["abstract_key"].gather(b)})
+    ab = pl.DataFrame({"x": abstract_keys.gather(a), "y": abstract_keys.gather(b)})
     shorter = pl.when(pl.col("x").str.len_chars() <= pl.col("y").str.len_chars())
     return ab.select(
         (shorter.then(pl.col("y").str.starts_with(pl.col("x"))).otherwise(pl.col("x").str.starts_with(pl.col("y")))
          & (pl.min_horizontal(pl.col("x").str.len_chars(), pl.col("y").str.len_chars()) >= PREFIX_MIN_CHARS))
         .fill_null(False)).to_series().to_numpy()
+
+
+def _with_stored_keys(abstract_keys: pl.Series, record_ids: pl.Series, idx: np.ndarray,
+                      stored: pl.LazyFrame) -> pl.Series:
+    """`abstract_keys` with those of the records at `idx` read from `stored` (record_id,
+    abstract_key): one pass over it that keeps only those."""
+    if len(idx) == 0:
+        return abstract_keys
+    wanted = record_ids.gather(idx)
+    found = (stored.select("record_id", "abstract_key").filter(pl.col("record_id").is_in(wanted.implode()))
+             .unique("record_id").collect(engine="streaming"))
+    values = wanted.to_frame().join(found, on="record_id", how="left", maintain_order="left")["abstract_key"]
+    return abstract_keys.clone().scatter(idx, values)
 
 
 def fingerprint(columns: dict) -> pl.Expr:
@@ -334,7 +347,8 @@ def _lsh_among(keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
             previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None,
-            previous: dict[str, pl.DataFrame] | None = None, earlier: pl.LazyFrame | None = None) -> Resolution:
+            previous: dict[str, pl.DataFrame] | None = None, earlier: pl.LazyFrame | None = None,
+            abstracts: pl.LazyFrame | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
 
     `listings` may be lazy (a scan of the table): their abstracts are then never held all at once,
@@ -350,11 +364,22 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     those added since (then `state`, `merges` and `previous` are required): lazily, since only the
     rows of the papers the new listings reach are collected.
 
+    `state` may leave out its records' abstract keys (no `abstract_key` column: 80 % of its bytes,
+    800 MB at a million listings), given `abstracts`, the stored records (record_id, abstract_key),
+    lazily: only the keys the grouping compares (of records sharing a title with another record of
+    the region) are read from it. The state returned then has the abstract keys of the records
+    made in this run only.
+
     The grouping does not depend on the order or batching of the listings: the new records and
     every paper they could join or change (the papers holding a record that shares their arXiv id or
     title key, or is a near-duplicate candidate of theirs) form a region that is grouped again from
     scratch, pass by pass in a fixed order; the papers outside it stay as they were."""
     aliases = schema.conform(aliases, schema.ALIASES) if aliases is not None else schema.empty(schema.ALIASES)
+    stored = None
+    if state is not None and "abstract_key" not in state.columns:
+        if abstracts is None:
+            raise ValueError("a resolver state without abstract keys needs `abstracts`, the records to read them from")
+        stored, state = abstracts, state.with_columns(abstract_key=pl.lit(None, pl.String))
     state = schema.empty(STATE) if state is None else schema.conform(state, STATE)
     merges = schema.empty(schema.MERGES) if merges is None else schema.conform(merges, schema.MERGES)
     resolved_before = merges.select("listing_id", "record_id").join(state.select("record_id"), on="record_id", how="semi")
@@ -388,7 +413,6 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     if (~have_sig).any():
         sig[~have_sig] = signatures(known.filter(pl.Series(~have_sig)))
     keys = band_keys(sig)
-    has_abs = known["abstract_key"].is_not_null().to_numpy()
 
     # The region grouped again: the new records and the papers they reach.
     if state.is_empty():
@@ -424,10 +448,15 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     attach(a, b, "arxiv_id", np.ones(len(a), dtype=np.float32))
 
     title_a, title_b = _pairs_among(known, region, "title_key")
+    abstract_keys = known["abstract_key"]
+    if stored is not None:  # the records from the state (signed before) whose abstracts are compared
+        compared = np.union1d(title_a, title_b)
+        abstract_keys = _with_stored_keys(abstract_keys, known["record_id"], compared[have_sig[compared]], stored)
+    has_abs = abstract_keys.is_not_null().to_numpy()
     both = has_abs[title_a] & has_abs[title_b]
     a, b = title_a[both], title_b[both]
     sim = jaccard(sig, a, b)
-    ok = (sim >= TITLE_JACCARD) | _is_prefix(known, a, b)
+    ok = (sim >= TITLE_JACCARD) | _is_prefix(abstract_keys, a, b)
     attach(a[ok], b[ok], "title_key", sim[ok])
 
     a, b = _lsh_among(keys, region)

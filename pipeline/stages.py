@@ -165,7 +165,7 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
     with store.exclusive(data_dir, "resolve"):
         ledger = store.read_ledger(data_dir)
         parts = store.parts(data_dir, "listings")
-        state, signed = (None, None) if full_refresh else _state(data_dir)
+        state, signed, abstracts = (None, None, None) if full_refresh else _state(data_dir)
         consumed = ((ledger.get("papers") or {}).get("audit") or {}).get("listings") if state is not None else None
         earlier = None
         if consumed is not None and [part["sha256"] for part in parts[:len(consumed)]] == consumed:
@@ -187,7 +187,7 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
         else:  # the papers no new listing reaches keep their rows
             merges, aliases = store.read_table(data_dir, "merges"), store.read_table(data_dir, "aliases")
             previous = {name: store.read_table(data_dir, name) for name in ("papers", "sightings")}
-        resolution = dedup.resolve(listings, state, merges, previous_ids, aliases, previous, earlier)
+        resolution = dedup.resolve(listings, state, merges, previous_ids, aliases, previous, earlier, abstracts)
         report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs)
         committed = not report.blocking_failures
         if committed:
@@ -203,15 +203,18 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
         return Resolved(resolution, sum(part["rows"] for part in parts), report, committed)
 
 
-def _state(data_dir: DataDir) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
-    """The resolver's state (`dedup.STATE`: each record in use, with its paper, keys and signature)
-    and the ids of every record signed so far; (None, None) when there is no state to go on: never
-    resolved, or resolved before records were kept apart (whose state the next resolution replaces)."""
+def _state(data_dir: DataDir) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.LazyFrame | None]:
+    """The resolver's state (`dedup.STATE` but the abstract keys: each record in use, with its
+    paper, title key and signature), the ids of every record signed so far, and the records with
+    their abstract keys, lazily (resolution reads the few it compares); (None, None, None) when
+    there is no state to go on: never resolved, or resolved before records were kept apart (whose
+    state the next resolution replaces)."""
     if not {"records", "resolver_state"} <= store.read_ledger(data_dir).keys():
-        return None, None
-    records = store.read_table(data_dir, "records")
+        return None, None, None
+    stored = store.scan_parts(data_dir, "records", store.parts(data_dir, "records"))
+    records = stored.select(pl.exclude("abstract_key")).collect(engine="streaming")
     state = store.read_table(data_dir, "resolver_state").join(records, on="record_id", how="left")
-    return (state if state.height else None), records.select("record_id")
+    return (state if state.height else None), records.select("record_id"), stored
 
 
 def catalog(data_dir: DataDir) -> tuple[Path, dict[str, int]]:

@@ -128,6 +128,35 @@ def test_a_resolve_matches_only_the_listings_added_since(first_run, data_dir, ca
         assert frame.sort(frame.columns[:2]).equals(incremental[name].sort(frame.columns[:2])), name
 
 
+def test_a_later_listing_is_compared_with_the_stored_abstract_of_a_paper_of_its_title(first_run, data_dir, captures_copy):
+    """The state is read without its abstract keys; those of the records a new listing's title
+    meets are read from the stored records. A truncated abstract under a known title joins that
+    paper (one abstract a prefix of the other); a different abstract under it is another paper."""
+    papers = pl.read_parquet(data_dir / "tables" / "papers.parquet")
+    known = papers.filter(pl.col("abstract").str.len_chars() > 600).sort("paper_id").row(0, named=True)
+    (captures_copy / "later.txt").write_text(block_page([
+        {"title": known["title"], "abstract": known["abstract"][:200] + "...", "author_count": 3,
+         "published_on": known["published_on"], "upvotes": 9},
+        {"title": known["title"], "abstract": ("Large language models memorise their training data. We measure how "
+                                                "much, across scales and domains, and find that duplication drives it."),
+         "author_count": 2,
+         "published_on": dt.date(2026, 6, 1), "upvotes": 4}], dt.date(2026, 6, 3)), encoding="utf-8")
+    materialize(data_dir, captures_copy)
+    listings = pl.read_parquet(data_dir / "tables" / "listings" / "*.parquet").filter(
+        pl.col("capture_id").is_in(pl.read_parquet(data_dir / "tables" / "captures.parquet").filter(
+            pl.col("origin") == "later.txt")["capture_id"].implode()))
+    merges = pl.read_parquet(data_dir / "tables" / "merges.parquet")
+    later = merges.join(listings.select("listing_id", "abstract"), on="listing_id")
+    assert later.filter(pl.col("abstract").str.ends_with("..."))["paper_id"].item() == known["paper_id"]
+    assert "title_key" in merges.filter(pl.col("paper_id") == known["paper_id"])["rule"].to_list()
+    apart = later.filter(~pl.col("abstract").str.ends_with("..."))["paper_id"].item()
+    assert apart != known["paper_id"] and apart not in papers["paper_id"].to_list()
+    incremental = tables(data_dir)
+    materialize(data_dir, captures_copy, full_refresh=True)
+    for name, frame in tables(data_dir).items():
+        assert frame.sort(frame.columns[:2]).equals(incremental[name].sort(frame.columns[:2])), name
+
+
 def test_a_resolve_after_the_listings_were_parsed_again_reads_them_all(first_run, data_dir, captures_copy, monkeypatch):
     new_paper(captures_copy, "Another New Paper")
     materialize(data_dir, captures_copy)
