@@ -70,7 +70,7 @@ class Latest:
     """What `main` holds: its commit, manifest, tables and changelog (all empty before a first release)."""
     head: str | None
     manifest: dict = field(default_factory=dict)
-    tables: dict[str, pl.DataFrame] | None = None
+    tables: release.Tables | None = None
     changelog: str = ""
 
 
@@ -87,7 +87,7 @@ def latest(target: Target) -> Latest:
             raise PublishError(f"{target.location}@{head[:12]}: {path} is in the manifest but not in the repository")
         return data
 
-    return Latest(head, manifest, release.read_tables(manifest, read), (target.read(CHANGELOG, head) or b"").decode())
+    return Latest(head, manifest, release.Tables(manifest, read), (target.read(CHANGELOG, head) or b"").decode())
 
 
 def finish_interrupted(target: Target, current: Latest) -> str | None:

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -147,16 +148,30 @@ def shards(name: str, frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {f"{card.CONFIGS[name]}/train-{i:05d}-of-{n:05d}.parquet": frame.slice(i * size, size) for i in range(n)}
 
 
-def read_tables(manifest: dict, read) -> dict[str, pl.DataFrame]:
-    """The published tables of a version, from its manifest and `read(path) -> bytes`."""
-    tables = {}
-    for name in PUBLISHED:
-        folder = card.CONFIGS[name] + "/"
-        frames = [schema.upgrade(pl.read_parquet(io.BytesIO(read(path))), schema.TABLES[name],
-                                 f"{path} of release {manifest.get('version')}")
-                  for path in sorted(manifest.get("files", {})) if path.startswith(folder)]
-        tables[name] = canonical(name, pl.concat(frames) if frames else schema.empty(schema.TABLES[name]))
-    return tables
+class Tables(Mapping):
+    """The published tables of a version, from its manifest and `read(path) -> bytes`, each read
+    the first time it is asked for: a release whose papers changed never reads the previous
+    version's sightings (a million rows at 1M listings)."""
+
+    def __init__(self, manifest: dict, read):
+        self._manifest, self._read, self._tables = manifest, read, {}
+
+    def __getitem__(self, name: str) -> pl.DataFrame:
+        if name not in PUBLISHED:
+            raise KeyError(name)
+        if name not in self._tables:
+            folder = card.CONFIGS[name] + "/"
+            frames = [schema.upgrade(pl.read_parquet(io.BytesIO(self._read(path))), schema.TABLES[name],
+                                     f"{path} of release {self._manifest.get('version')}")
+                      for path in sorted(self._manifest.get("files", {})) if path.startswith(folder)]
+            self._tables[name] = canonical(name, pl.concat(frames) if frames else schema.empty(schema.TABLES[name]))
+        return self._tables[name]
+
+    def __iter__(self):
+        return iter(PUBLISHED)
+
+    def __len__(self) -> int:
+        return len(PUBLISHED)
 
 
 def removals(changes: pl.DataFrame, previous_papers: int, latest: str | None, allow: bool) -> str | None:
@@ -174,7 +189,7 @@ def removals(changes: pl.DataFrame, previous_papers: int, latest: str | None, al
 
 
 def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
-            previous: dict[str, pl.DataFrame] | None, existing_tags: list[str], old_changelog: str,
+            previous: Mapping[str, pl.DataFrame] | None, existing_tags: list[str], old_changelog: str,
             now: dt.datetime, repo_id: str | None = None, allow_removals: bool = False) -> Prepared | None:
     """The files of the next version (`tables`: papers, sightings, aliases), or None when the data
     equal the previous version's. Raises ReleaseRefused as `removals` says."""

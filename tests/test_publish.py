@@ -75,7 +75,7 @@ def test_versions_read_back_exactly_and_only_changed_files_are_sent(target):
 
     for version, expected in ((first.version, V1), (second.version, V2)):
         manifest = json.loads(target.read("manifest.json", version))
-        read = release.read_tables(manifest, lambda path, v=version: target.read(path, v))
+        read = release.Tables(manifest, lambda path, v=version: target.read(path, v))
         assert read["papers"].equals(release.canonical("papers", expected["papers"]))
     changes = pl.read_parquet(target.read(f"data/changes/{SHARD}", second.version))
     assert sorted(zip(changes["paper_id"], changes["change"])) == [("p2", "changed"), ("p3", "removed")]

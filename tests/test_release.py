@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 
 import polars as pl
 import pytest
@@ -41,6 +42,31 @@ def test_no_change_prepares_nothing():
     bumped = {**tables, "papers": papers.with_columns(upvotes=pl.lit(2, pl.Int32))}
     second = release.prepare(bumped, captures, tables, [first.version], "", now)
     assert second.version == "v2026.11.22.1" and second.changes["change"].to_list() == ["changed"]
+
+
+def test_the_previous_version_is_read_only_as_far_as_the_comparison_needs():
+    papers = schema.conform([paper("a", "A", 1)], schema.PAPERS)
+    sightings = schema.conform([{"listing_id": "c1:0", "paper_id": "a", "captured_at": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)}],
+                               schema.SIGHTINGS)
+    tables = {"papers": papers, "sightings": sightings, "aliases": schema.empty(schema.ALIASES)}
+    now = dt.datetime(2026, 11, 22, tzinfo=dt.timezone.utc)
+    first = release.prepare(tables, schema.empty(schema.CAPTURES), None, [], "", now)
+    manifest = json.loads(first.files["manifest.json"])
+    read = []
+
+    def previous():
+        return release.Tables(manifest, lambda path: read.append(path) or first.files[path])
+
+    bumped = {**tables, "papers": papers.with_columns(upvotes=pl.lit(2, pl.Int32))}
+    assert release.prepare(bumped, schema.empty(schema.CAPTURES), previous(), [first.version], "", now) is not None
+    assert [path.split("/")[1] for path in read] == ["papers"]  # the papers differ: that is enough
+    read.clear()
+    seen_again = {**tables, "sightings": pl.concat([sightings, sightings.with_columns(listing_id=pl.lit("c2:0"))])}
+    assert release.prepare(seen_again, schema.empty(schema.CAPTURES), previous(), [first.version], "", now) is not None
+    assert [path.split("/")[1] for path in read] == ["papers", "sightings"]
+    read.clear()
+    assert release.prepare(tables, schema.empty(schema.CAPTURES), previous(), [first.version], "", now) is None
+    assert [path.split("/")[1] for path in read] == ["papers", "sightings"]  # (no aliases file: none published)
 
 
 def test_a_big_version_names_a_hundred_papers_a_kind_and_counts_the_rest():
