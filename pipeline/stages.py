@@ -161,7 +161,8 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
     The listings are scanned, not read whole: resolution reads their abstracts only where it needs
     them. The audit records the parts of `listings` the resolution was made from. When the listings
     are those parts and new ones after them (parse only adds parts), only the new parts are matched;
-    of the earlier ones, only the rows of the papers the new listings reach are read."""
+    of the earlier ones, only the rows of the papers the new listings reach are read. The state is
+    read without the records' normalised abstracts: resolution reads the few it compares."""
     with store.exclusive(data_dir, "resolve"):
         ledger = store.read_ledger(data_dir)
         parts = store.parts(data_dir, "listings")
