@@ -139,8 +139,7 @@ def test_a_later_listing_is_compared_with_the_stored_abstract_of_a_paper_of_its_
          "published_on": known["published_on"], "upvotes": 9},
         {"title": known["title"], "abstract": ("Large language models memorise their training data. We measure how "
                                                 "much, across scales and domains, and find that duplication drives it."),
-         "author_count": 2,
-         "published_on": dt.date(2026, 6, 1), "upvotes": 4}], dt.date(2026, 6, 3)), encoding="utf-8")
+         "author_count": 2, "published_on": dt.date(2026, 6, 1), "upvotes": 4}], dt.date(2026, 6, 3)), encoding="utf-8")
     materialize(data_dir, captures_copy)
     listings = pl.read_parquet(data_dir / "tables" / "listings" / "*.parquet").filter(
         pl.col("capture_id").is_in(pl.read_parquet(data_dir / "tables" / "captures.parquet").filter(
