@@ -97,13 +97,7 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
         todo = captures.join(done.select("capture_id"), on="capture_id", how="anti")
         if workers.spread(todo.height):
             validate.prefetch()
-        new_listings, new_rejects = parse.parse_captures(todo, data_dir.root)
-        outcomes = []
-        quarantined = schema.empty(schema.REJECTS)
-        if new_listings.height:
-            rows = validate.validate(new_listings, "listings", "listing_id", only=validate.QUARANTINE)
-            new_listings, quarantined = validate.quarantine(new_listings, rows)
-            outcomes += rows.outcomes
+        new_listings, new_rejects, quarantined, outcomes = _parse_checked(todo, data_dir.root)
         table = validate.validate(pl.concat([known, new_listings.select(table_columns)]), "listings", "listing_id",
                                   data_dir.validation_docs, only=validate.BLOCK)
         report = validate.Report("listings", outcomes + table.outcomes, table.docs_index)
@@ -121,6 +115,39 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
                                audit=_audit(report, quarantined=quarantined.height), label="parse")
         return Parsed(store.scan_table(data_dir, "listings"), store.scan_table(data_dir, "rejects"), todo.height,
                       captures.height, new_listings.height, new_rejects.height, quarantined.height, report, committed)
+
+
+def _parse_checked(captures: pl.DataFrame, root: Path) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame,
+                                                                  list[validate.Outcome]]:
+    """The captures parsed, and the row-level rules run on their listings about ROW_BATCH rows at a
+    time, as the parse workers hand them back: here, while the workers parse the next chunks (at a
+    million listings they took 4.3 s after the parse; the stage went from 16.0-22.5 s to
+    15.2-19.1 s). The listings that pass, the parse's rejects, the rows quarantined, and the rules'
+    outcomes over all the listings."""
+    empty_listings, empty_rejects = parse.to_frames([], [])
+    kept, rejects, quarantined, runs = [empty_listings], [empty_rejects], [empty_rejects], []
+    batch: list[pl.DataFrame] = []
+    validator = None
+
+    def check() -> None:
+        nonlocal validator
+        validator = validator or validate.Validator("listings", "listing_id", only=validate.QUARANTINE)
+        rows = pl.concat(batch)
+        batch.clear()
+        runs.append(validator.run(rows))
+        passed, failed = validate.quarantine(rows, validate.Report("listings", runs[-1]))
+        kept.append(passed)
+        quarantined.append(failed)
+
+    for listings, bad in parse.parse_chunks(captures, root):
+        rejects.append(bad)
+        if listings.height:
+            batch.append(listings)
+        if sum(frame.height for frame in batch) >= validate.ROW_BATCH:
+            check()
+    if batch:
+        check()
+    return pl.concat(kept), pl.concat(rejects), pl.concat(quarantined), validate.merged(runs)
 
 
 def _parsed_so_far(data_dir: DataDir) -> tuple[pl.DataFrame, bool]:

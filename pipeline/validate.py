@@ -143,58 +143,85 @@ def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Pat
     """Run the suite over the frame; with `docs_dir`, also write GX's Data Docs (static HTML) there.
     With `only` (QUARANTINE or BLOCK), only the expectations of that policy run: the row-level rules
     on the rows a commit adds, the table-level ones on the table as the commit would leave it."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    validator = Validator(suite_name, id_column, suites_dir, only)
+    outcomes = validator.run(frame)
+    return Report(suite_name, outcomes, validator.docs(docs_dir) if docs_dir is not None else None)
 
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
-    spec = _suite(suite_name, suites_dir, only)
-    from great_expectations.execution_engine import pandas_execution_engine
 
-    # GX fingerprints each frame it is handed (a hash of every value, for the batch's metadata
-    # only) unless the frame is larger than this; the fingerprint is never used here.
-    pandas_execution_engine.HASH_THRESHOLD = 0
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    # GX filters the whole frame it is given for each expectation (its rows with the column not
-    # null): handed every column, it would copy the abstracts once per rule. Each group of rules
-    # that read the same columns gets a frame of those columns only, converted when its turn comes.
-    groups: dict[tuple[tuple[str, ...], bool], list[dict]] = {}
-    for expectation in spec["expectations"]:
-        row_level = (expectation.get("meta") or {}).get("on_failure", BLOCK) == QUARANTINE
-        groups.setdefault((tuple(columns_of(expectation["kwargs"])), row_level), []).append(expectation)
-    # One batch definition serves every group: each run is handed its own frame (and every asset
-    # added would write the context's whole configuration out again).
-    batch = (context.data_sources.add_pandas("frames").add_dataframe_asset(suite_name)
-             .add_batch_definition_whole_dataframe("whole"))
-    found: dict[str, list[Outcome]] = {}  # expectation id -> its outcome on each slice
-    for (columns, row_level), expectations in groups.items():
-        name = f"{spec['name']}: {', '.join(columns) or 'table'}{' (rows)' if row_level else ''}"
-        suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations, meta=spec.get("meta", {})))
-        definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
-        needed = list(dict.fromkeys([id_column, *columns]))
-        # A row-level rule judges each row alone: it is handed the rows a slice at a time, so that
-        # the pandas copy of a long text column stays small (at a million listings, the row-level
-        # rules' copy took 2 GB more memory at once, 0.9 GB in slices, in the same time).
-        step = ROW_BATCH if row_level else max(frame.height, 1)
-        for start in range(0, max(frame.height, 1), step):
-            run = definition.run(
-                batch_parameters={"dataframe": _for_gx(frame.select(needed).slice(start, step), set(needed))},
-                result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [id_column]})
-            for result in run.results:  # (by the expectation's id: two rules may share a name)
-                found.setdefault(result.expectation_config.id, []).append(_outcome(result, id_column))
-    if docs_dir is not None:
+class Validator:
+    """A suite's rules (those of policy `only`, if given) made ready once, then run over one frame
+    after another: the row-level rules over the rows a parse adds, a batch at a time, while the
+    parse goes on."""
+
+    def __init__(self, suite_name: str, id_column: str, suites_dir: Path | None = None, only: str | None = None):
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+        from great_expectations.execution_engine import pandas_execution_engine
+
+        logging.getLogger("great_expectations").setLevel(logging.ERROR)
+        self.id_column, self.spec = id_column, _suite(suite_name, suites_dir, only)
+        # GX fingerprints each frame it is handed (a hash of every value, for the batch's metadata
+        # only) unless the frame is larger than this; the fingerprint is never used here.
+        pandas_execution_engine.HASH_THRESHOLD = 0
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        # GX filters the whole frame it is given for each expectation (its rows with the column not
+        # null): handed every column, it would copy the abstracts once per rule. Each group of
+        # rules that read the same columns gets a frame of those columns only, converted when its
+        # turn comes.
+        groups: dict[tuple[tuple[str, ...], bool], list[dict]] = {}
+        for expectation in self.spec["expectations"]:
+            row_level = (expectation.get("meta") or {}).get("on_failure", BLOCK) == QUARANTINE
+            groups.setdefault((tuple(columns_of(expectation["kwargs"])), row_level), []).append(expectation)
+        # One batch definition serves every group: each run is handed its own frame (and every
+        # asset added would write the context's whole configuration out again).
+        batch = (self.context.data_sources.add_pandas("frames").add_dataframe_asset(suite_name)
+                 .add_batch_definition_whole_dataframe("whole"))
+        self.groups = []  # (columns handed over, row-level, validation definition)
+        for (columns, row_level), expectations in groups.items():
+            name = f"{self.spec['name']}: {', '.join(columns) or 'table'}{' (rows)' if row_level else ''}"
+            suite = self.context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations,
+                                                                meta=self.spec.get("meta", {})))
+            definition = self.context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch,
+                                                                                         suite=suite))
+            self.groups.append((list(dict.fromkeys([id_column, *columns])), row_level, definition))
+
+    def run(self, frame: pl.DataFrame) -> list[Outcome]:
+        """Each rule's outcome on `frame`, in the suite's order."""
+        found: dict[str, list[Outcome]] = {}  # expectation id -> its outcome on each slice
+        for needed, row_level, definition in self.groups:
+            # A row-level rule judges each row alone: it is handed the rows a slice at a time, so
+            # that the pandas copy of a long text column stays small (at a million listings, the
+            # row-level rules' copy took 2 GB more memory at once, 0.9 GB in slices, in the same
+            # time).
+            step = ROW_BATCH if row_level else max(frame.height, 1)
+            for start in range(0, max(frame.height, 1), step):
+                run = definition.run(
+                    batch_parameters={"dataframe": _for_gx(frame.select(needed).slice(start, step), set(needed))},
+                    result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [self.id_column]})
+                for result in run.results:  # (by the expectation's id: two rules may share a name)
+                    found.setdefault(result.expectation_config.id, []).append(_outcome(result, self.id_column))
+        outcomes = [_merged(parts) for parts in found.values()]
+        order = {rule_name(e["type"], e["kwargs"]): i for i, e in enumerate(self.spec["expectations"])}
+        outcomes.sort(key=lambda o: order.get(o.rule, len(order)))
+        return outcomes
+
+    def docs(self, docs_dir: Path) -> Path:
+        """GX's Data Docs of the runs so far, written as static HTML in `docs_dir`; its index."""
         docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site("papers_pipeline", {
+        self.context.add_data_docs_site("papers_pipeline", {
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
-        context.build_data_docs(site_names=["papers_pipeline"])
-    outcomes = [_merged(parts) for parts in found.values()]
-    docs_index = docs_dir / "index.html" if docs_dir is not None else None
-    order = {rule_name(e["type"], e["kwargs"]): i for i, e in enumerate(spec["expectations"])}
-    outcomes.sort(key=lambda o: order.get(o.rule, len(order)))
-    return Report(suite_name, outcomes, docs_index)
+        self.context.build_data_docs(site_names=["papers_pipeline"])
+        return docs_dir / "index.html"
+
+
+def merged(runs: list[list[Outcome]]) -> list[Outcome]:
+    """The outcomes of a Validator's runs over several frames, as over the frames together (each
+    run gives the same rules in the same order)."""
+    return [_merged(list(parts)) for parts in zip(*runs)]
 
 
 def _outcome(result, id_column: str) -> Outcome:
@@ -242,6 +269,8 @@ def quarantine(listings: pl.DataFrame, report: Report) -> tuple[pl.DataFrame, pl
         if outcome.on_failure == QUARANTINE:
             for listing_id in outcome.bad_ids:
                 first.setdefault(listing_id, outcome)
+    if not first:  # (filtering would copy every row, the abstracts with them)
+        return listings, schema.empty(schema.REJECTS)
     failing = listings.filter(pl.col("listing_id").is_in(list(first)))
     rejects = []
     for row in failing.iter_rows(named=True):

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from bench.render import block_page
-from pipeline import parse, workers
+from pipeline import parse, stages, validate, workers
 from pipeline.paths import DataDir
 from pipeline.sources.folder import import_folder
 
@@ -114,3 +114,57 @@ def test_import_and_parse_in_workers(tmp_path, spread):
                    for name, entries in pages.items()}
     assert [(origin[c], rule) for c, rule in rejects.select("capture_id", "rule").iter_rows()] == [
         ("page_11.txt", "unknown_format")]
+
+
+def test_the_row_rules_check_batches_of_listings_while_the_workers_parse(tmp_path, monkeypatch):
+    """The parse stage runs the row-level rules on about ROW_BATCH listings at a time, as the
+    workers hand chunks back: the rows each rule quarantines, and its count, are those of one run
+    over every listing."""
+    monkeypatch.setattr(workers, "MIN_ITEMS", 1)
+    monkeypatch.setattr(workers, "CHUNK_ITEMS", 2)
+    monkeypatch.setattr(validate, "ROW_BATCH", 5)
+    folder = tmp_path / "captures"
+    folder.mkdir()
+    good, late = [], []
+    for n in range(12):
+        entries = [{"title": f"Paper {n}.{k} on sparse attention", "abstract": f"We study case {n}.{k}.",
+                    "published_on": CAPTURED - dt.timedelta(days=k), "upvotes": k, "author_count": 1}
+                   for k in range(3)]
+        if n % 4 == 1:  # published after the page was saved: the row-level rules quarantine it
+            entries.append({"title": f"Paper {n} from the future", "abstract": "Not yet.",
+                            "published_on": CAPTURED + dt.timedelta(days=400), "upvotes": 1, "author_count": 1})
+            late.append(entries[-1]["title"])
+        good += [e["title"] for e in entries if e["title"] not in late]
+        (folder / f"page_{n:02d}.txt").write_text(block_page(entries, CAPTURED))
+    data_dir = DataDir(tmp_path / "data")
+    stages.capture(data_dir, folder, dt.datetime.combine(CAPTURED, dt.time(12), dt.timezone.utc))
+    events = []
+    chunks, run = parse.parse_chunks, validate.Validator.run
+
+    def logged_chunks(*args):
+        for listings, rejects in chunks(*args):
+            events.append(("chunk", listings.height))
+            yield listings, rejects
+
+    def logged_run(self, frame):
+        events.append(("check", frame.height))
+        return run(self, frame)
+
+    monkeypatch.setattr(parse, "parse_chunks", logged_chunks)
+    monkeypatch.setattr(validate.Validator, "run", logged_run)
+
+    parsed = stages.parse_new(data_dir)
+
+    assert parsed.committed
+    listings = parsed.listings.collect().sort("capture_id", "position")
+    assert sorted(listings["title"]) == sorted(good)
+    rejects = parsed.rejects.collect()
+    assert sorted(rejects.filter(pl.col("stage") == "validate")["excerpt"]) == sorted(late)
+    rule = "expect_column_pair_values_a_to_be_greater_than_b(captured_at,published_on)"
+    outcome = next(o for o in parsed.report.outcomes if o.rule == rule)
+    assert not outcome.success and outcome.unexpected_count == len(late)
+    checks = [rows for kind, rows in events if kind == "check" and rows != len(good)]  # (not the table rules)
+    assert sum(checks) == len(good) + len(late) and len(checks) > 1
+    assert all(rows >= 5 for rows in checks[:-1])
+    last_chunk = max(i for i, (kind, _) in enumerate(events) if kind == "chunk")
+    assert events.index(("check", checks[0])) < last_chunk  # checked before the parse was done

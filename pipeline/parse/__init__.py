@@ -131,10 +131,16 @@ def to_frames(listings: list[dict], rejects: list[dict]) -> tuple[pl.DataFrame, 
 
 def parse_captures(captures: pl.DataFrame, data_dir: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`listings` and `rejects` for every capture, read back from the raw store (no network), on
-    every core when there are many. Rows become columns a chunk of captures at a time, so memory
-    holds Python objects for one chunk only."""
-    frames = list(workers.map_chunks(partial(_parse_chunk, data_dir), captures.to_dicts())) or [to_frames([], [])]
+    every core when there are many."""
+    frames = list(parse_chunks(captures, data_dir)) or [to_frames([], [])]
     return pl.concat([f[0] for f in frames]), pl.concat([f[1] for f in frames])
+
+
+def parse_chunks(captures: pl.DataFrame, data_dir: Path) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """`listings` and `rejects` of one chunk of captures after another, in order, as the workers
+    finish them (the caller can work on a chunk while the next ones are parsed). Rows become
+    columns a chunk at a time, so memory holds Python objects for one chunk only."""
+    return workers.map_chunks(partial(_parse_chunk, data_dir), captures.to_dicts())
 
 
 def _parse_chunk(data_dir: Path, captures: list[dict]) -> tuple[pl.DataFrame, pl.DataFrame]:
