@@ -9,9 +9,10 @@ runs never interleave their writes.
 
 The ledger (`tables/ledger.json`) is part of every table commit: for each table, the sha256 of the
 file committed, its row count and the suite that audited it. The tables that only grow (`APPENDED`:
-what parse writes, and the resolver's records) are folders of parts, one per commit, each in the
-ledger with its sha256: a run writes only its new rows, and never reads a wide table back to write
-it again; a reader can take some of the parts (`read_table(only=...)`, `scan_parts`), each checked
+what parse writes, and the resolver's records) are folders of parts, one or more per commit, each
+in the ledger with its sha256: a run writes only its new rows, and never reads a wide table back to
+write it again. A part can be written ahead of its commit (`stage_part`, while the stage is still
+at work), under a temporary name that only the commit renames into place; a reader can take some of the parts (`read_table(only=...)`, `scan_parts`), each checked
 first. A release reads only tables whose file still has the hash the ledger gives and whose
 audit passed (`audited`); a table the ledger knows but that is missing or unreadable is an error
 naming the file (`read_table`), never a smaller table.
@@ -31,6 +32,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -42,7 +44,7 @@ from pipeline.paths import DataDir
 # captures last: its view counts the listings and rejects of each capture.
 VIEW_TABLES = ("listings", "rejects", "parsed", "papers", "sightings", "merges", "aliases", "captures")
 LEDGER = "ledger.json"
-APPENDED = ("listings", "rejects", "parsed", "records")  # folders of parts: a commit adds one
+APPENDED = ("listings", "rejects", "parsed", "records")  # folders of parts: a commit adds some
 MAX_PARTS = 32  # a commit that would leave more parts writes the table as one part
 REBUILD = "rebuild the tables from the raw store with `papers run --full-refresh`"
 
@@ -121,6 +123,24 @@ def _write_synced(path: Path, content: pl.DataFrame | bytes) -> str:
         digest = hashlib.file_digest(fh, "sha256").hexdigest()
         os.fsync(fh.fileno())
     return digest
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A part of an `APPENDED` table written ahead of its commit, under a temporary name in the
+    table's folder: `write_tables` renames it into place, or the next `recover` removes it."""
+    path: Path
+    rows: int
+    sha256: str
+
+
+def stage_part(data_dir: DataDir, name: str, frame: pl.DataFrame) -> Staged:
+    """Write rows of an `APPENDED` table as a part to commit later (flushed to disk, hashed)."""
+    folder = data_dir.tables / name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f".staged-{uuid.uuid4().hex}.pending"
+    frame = schema.conform(frame, schema.TABLES[name])
+    return Staged(path, frame.height, _write_synced(path, frame))
 
 
 def commit(data_dir: DataDir, files: dict[Path, pl.DataFrame | bytes], label: str = "commit",
@@ -290,28 +310,35 @@ def _parts(data_dir: DataDir, name: str, entry: dict | None) -> list[dict]:
     return [{"file": data_dir.table(name).name, "rows": entry["rows"], "sha256": entry["sha256"]}]
 
 
-def write_tables(data_dir: DataDir, frames: dict[str, pl.DataFrame], audit: dict | None = None,
+Rows = pl.DataFrame | list[Staged]  # an APPENDED table's new rows: a frame, or parts staged already
+
+
+def write_tables(data_dir: DataDir, frames: dict[str, Rows], audit: dict | None = None,
                  label: str = "tables", extra: dict[Path, pl.DataFrame | bytes] | None = None,
-                 appended: dict[str, pl.DataFrame] | None = None) -> dict[str, Path]:
+                 appended: dict[str, Rows] | None = None) -> dict[str, Path]:
     """Tables (and `extra` files) written as one commit, recorded in the ledger with `audit` (what
     checked them: the suite and its outcome; None for tables no suite covers); their paths.
-    `frames` replace whole tables; `appended` are rows added to an `APPENDED` table as a new part
-    (the table is written as one part instead when it would have more than `MAX_PARTS`)."""
+    `frames` replace whole tables; `appended` are rows added to an `APPENDED` table as a new part,
+    or the parts `stage_part` wrote, renamed into place (the table is written as one part instead
+    when it would have more than `MAX_PARTS`)."""
     files: dict[Path, pl.DataFrame | bytes] = dict(extra or {})
     entries: dict[str, dict] = {}
     renames: dict[Path, Path] = {}
     removes: list[Path] = []
     ledger = read_ledger(data_dir)
     for name, frame in {**frames, **(appended or {})}.items():
-        frame = schema.conform(frame, schema.TABLES[name])
+        staged = frame if isinstance(frame, list) and frame else []
+        frame = schema.empty(schema.TABLES[name]) if isinstance(frame, list) else schema.conform(frame, schema.TABLES[name])
         if name not in APPENDED:
             files[data_dir.table(name)] = frame
             entries[name] = {"rows": frame.height, "audit": audit}
             continue
         before = _parts(data_dir, name, ledger.get(name))
         parts = [] if name in frames else [dict(part) for part in before]
-        if len(parts) >= MAX_PARTS:
-            frame, parts = pl.concat([read_table(data_dir, name), frame]), []
+        if len(parts) + max(len(staged), 1) > MAX_PARTS:
+            frame = pl.concat([read_table(data_dir, name), frame, *(pl.read_parquet(s.path) for s in staged)])
+            parts, removes = [], removes + [s.path for s in staged]
+            staged = []
         kept = {part["file"] for part in parts}
         removes += [data_dir.tables / part["file"] for part in before if part["file"] not in kept]
         folder = data_dir.tables / name
@@ -319,11 +346,14 @@ def write_tables(data_dir: DataDir, frames: dict[str, pl.DataFrame], audit: dict
             if Path(part["file"]).parent.name != name:
                 renames[data_dir.tables / part["file"]] = folder / f"{0:06d}.parquet"
                 part["file"] = f"{name}/{0:06d}.parquet"
-        if frame.height or not parts:  # a table with no rows still has a part: its schema
-            number = 1 + max((int(Path(part["file"]).stem) for part in before
-                              if Path(part["file"]).parent.name == name), default=0)
-            files[folder / f"{number:06d}.parquet"] = frame
-            parts.append({"file": f"{name}/{number:06d}.parquet", "rows": frame.height})
+        number = max((int(Path(part["file"]).stem) for part in before if Path(part["file"]).parent.name == name),
+                     default=0)
+        for number, part in enumerate(staged, number + 1):
+            renames[part.path] = folder / f"{number:06d}.parquet"
+            parts.append({"file": f"{name}/{number:06d}.parquet", "rows": part.rows, "sha256": part.sha256})
+        if not staged and (frame.height or not parts):  # a table with no rows still has a part: its schema
+            files[folder / f"{number + 1:06d}.parquet"] = frame
+            parts.append({"file": f"{name}/{number + 1:06d}.parquet", "rows": frame.height})
         entries[name] = {"rows": sum(part["rows"] for part in parts), "audit": audit, "parts": parts}
     commit(data_dir, files, label, ledger=entries, renames=renames, removes=removes)
     return {name: location(data_dir, name) for name in entries}

@@ -69,6 +69,23 @@ def test_past_the_most_parts_a_commit_writes_the_table_as_one_part(tmp_path, mon
     assert [p["file"] for p in ledger(data_dir)["rejects"]["parts"]] == ["rejects/000004.parquet"]
 
 
+def test_parts_staged_ahead_are_committed_in_order_and_folded_past_the_most_parts(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "MAX_PARTS", 3)
+    data_dir = DataDir(tmp_path)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(1)})
+    staged = [store.stage_part(data_dir, "rejects", rejects(2)), store.stage_part(data_dir, "rejects", rejects(3, 4))]
+    assert parts(data_dir) == {"000001.parquet": parts(data_dir)["000001.parquet"]}  # staged: not in place yet
+    store.write_tables(data_dir, {}, appended={"rejects": staged})
+    assert [p["file"] for p in ledger(data_dir)["rejects"]["parts"]] == [f"rejects/00000{n}.parquet" for n in (1, 2, 3)]
+    for part in ledger(data_dir)["rejects"]["parts"]:
+        assert part["sha256"] == hashlib.sha256((data_dir.tables / part["file"]).read_bytes()).hexdigest()
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2, 3, 4]
+    store.write_tables(data_dir, {}, appended={"rejects": [store.stage_part(data_dir, "rejects", rejects(5))]})
+    assert list(parts(data_dir)) == ["000004.parquet"]  # past the most parts: one part, the staged file gone
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2, 3, 4, 5]
+    assert not [p for p in data_dir.root.rglob(".*") if p.name != ".lock"]
+
+
 def test_a_table_replaced_whole_drops_its_parts(tmp_path):
     data_dir = DataDir(tmp_path)
     store.write_tables(data_dir, {}, appended={"rejects": rejects(1)})

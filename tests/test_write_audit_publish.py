@@ -129,6 +129,38 @@ def test_a_failed_audit_commits_nothing_and_no_release_follows(data_dir, capture
     assert LocalGitTarget(data_dir / "releases").tags() == tags
 
 
+def test_listings_a_table_rule_refuses_leave_no_part_behind_and_come_next_time(data_dir, captures_copy, tmp_path,
+                                                                               monkeypatch):
+    """The new listings are written as parts before the table-level rules run: when a rule blocks,
+    those parts are removed, the table stays as it was, and a later run parses the captures again."""
+    assert materialize(data_dir, captures_copy).success
+    tables = data_dir / "tables"
+    listings_before = sorted(p.read_bytes() for p in (tables / "listings").glob("*"))
+    ledger_before = json.loads((tables / "ledger.json").read_text())
+    (captures_copy / "later.txt").write_text(later_page("A Paper Of A Later Day", dt.date(2026, 6, 1), dt.date(2026, 6, 2)))
+    suites = tmp_path / "expectations"
+    shutil.copytree(validate.SUITES_DIR, suites)
+    spec = json.loads((suites / "listings.json").read_text())
+    spec["expectations"].append({"type": "expect_table_row_count_to_be_between",  # no listing more
+                                 "kwargs": {"max_value": ledger_before["listings"]["rows"]}, "meta": {"on_failure": "block"}})
+    (suites / "listings.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(validate, "SUITES_DIR", suites)
+    stages.capture(DataDir(data_dir), captures_copy)
+
+    refused = stages.parse_new(DataDir(data_dir))
+
+    assert not refused.committed and refused.new_listings == 1
+    assert [o.rule for o in refused.report.blocking_failures] == ["expect_table_row_count_to_be_between"]
+    assert sorted(p.read_bytes() for p in (tables / "listings").glob("*")) == listings_before  # no staged part left
+    assert json.loads((tables / "ledger.json").read_text())["listings"] == ledger_before["listings"]
+    monkeypatch.undo()
+
+    again = stages.parse_new(DataDir(data_dir))
+
+    assert again.committed and again.parsed == 1
+    assert "A Paper Of A Later Day" in again.listings.collect()["title"].to_list()
+
+
 @pytest.fixture(scope="module")
 def released(tmp_path_factory):
     """A data directory after a good run and release of the sample pages."""
