@@ -112,7 +112,7 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
         except BaseException:
             _discard(staged)
             raise
-        if committed:  # (from here on the commit's journal owns the staged parts)
+        if committed:  # (a commit that fails before its journal leaves the staged parts to `recover`)
             gave = pl.concat([new_listings.select("capture_id", kind=pl.lit("listings")),
                               new_rejects.select("capture_id", kind=pl.lit("rejects"))])
             counts = (todo.select("capture_id").join(gave, on="capture_id", how="left")

@@ -12,10 +12,11 @@ file committed, its row count and the suite that audited it. The tables that onl
 what parse writes, and the resolver's records) are folders of parts, one or more per commit, each
 in the ledger with its sha256: a run writes only its new rows, and never reads a wide table back to
 write it again. A part can be written ahead of its commit (`stage_part`, while the stage is still
-at work), under a temporary name that only the commit renames into place; a reader can take some of the parts (`read_table(only=...)`, `scan_parts`), each checked
-first. A release reads only tables whose file still has the hash the ledger gives and whose
-audit passed (`audited`); a table the ledger knows but that is missing or unreadable is an error
-naming the file (`read_table`), never a smaller table.
+at work), under a temporary name that only the commit renames into place. A reader can take some
+of the parts (`read_table(only=...)`, `scan_parts`), each checked first. A release reads only
+tables whose file still has the hash the ledger gives and whose audit passed (`audited`); a table
+the ledger knows but that is missing or unreadable is an error naming the file (`read_table`),
+never a smaller table.
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ class Staged:
 
 def stage_part(data_dir: DataDir, name: str, frame: pl.DataFrame) -> Staged:
     """Write rows of an `APPENDED` table as a part to commit later (flushed to disk, hashed)."""
+    if name not in APPENDED:
+        raise ValueError(f"{name} is written whole, not by parts")
     folder = data_dir.tables / name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f".staged-{uuid.uuid4().hex}.pending"
@@ -328,7 +331,8 @@ def write_tables(data_dir: DataDir, frames: dict[str, Rows], audit: dict | None 
     ledger = read_ledger(data_dir)
     for name, frame in {**frames, **(appended or {})}.items():
         staged = frame if isinstance(frame, list) and frame else []
-        frame = schema.empty(schema.TABLES[name]) if isinstance(frame, list) else schema.conform(frame, schema.TABLES[name])
+        frame = schema.conform(schema.empty(schema.TABLES[name]) if isinstance(frame, list) else frame,
+                               schema.TABLES[name])
         if name not in APPENDED:
             files[data_dir.table(name)] = frame
             entries[name] = {"rows": frame.height, "audit": audit}
