@@ -9,7 +9,7 @@ import dagster as dg
 from assets import metadata, sources
 from assets.resources import DataDirResource, ReleaseTargetResource
 from pipeline import charts, publish, release, schema, stages, store, validate
-from pipeline.paths import write_error
+from pipeline.paths import DataDir, write_error
 
 
 class CapturesConfig(dg.Config):
@@ -40,17 +40,17 @@ RELEASE_AUTO = (AUTO & dg.AutomationCondition.all_deps_blocking_checks_passed())
 
 
 @contextmanager
-def user_errors():
+def user_errors(data_dir: DataDir):
     """What an operator can cause or meet (a busy, damaged or unaudited data directory, a refused
     release, a full disk or a read-only folder) fails the step with its one-line message, not a
-    traceback; Dagster does not retry it."""
+    traceback; Dagster does not retry it. A write error that names no file names `data_dir`."""
     try:
         yield
     except (store.StoreError, store.Busy, release.ReleaseRefused, publish.PublishError, publish.PublishConflict,
             schema.SchemaError) as err:
         raise dg.Failure(description=str(err), allow_retries=False) from None
     except OSError as err:
-        if (message := write_error(err)) is None:
+        if (message := write_error(err, data_dir.root)) is None:
             raise
         raise dg.Failure(description=message, allow_retries=False) from None
 
@@ -71,8 +71,9 @@ def _parse_time(value: str | None) -> dt.datetime | None:
 def captures(context: dg.AssetExecutionContext, config: CapturesConfig, datadir: DataDirResource) -> dg.MaterializeResult:
     """Pages captured so far: every imported or fetched page, its bytes kept under their sha256."""
     folder = Path(config.captures_dir).expanduser() if config.captures_dir else None
-    with user_errors():
-        done = stages.capture(datadir.get(), folder, _parse_time(config.captured_at))
+    data_dir = datadir.get()
+    with user_errors(data_dir):
+        done = stages.capture(data_dir, folder, _parse_time(config.captured_at))
     context.log.info(f"{plural(done.new, 'new capture')} from {folder or 'no folder'} and the fetched pages "
                      f"({done.table.height} in all)")
     if done.skipped:
@@ -125,7 +126,7 @@ def parse_captures(context: dg.AssetExecutionContext, config: ParseConfig, datad
     """Parse the captures not parsed yet (all of them with `full_refresh`), validate the new listings
     against the listings suite, and commit them only if no blocking expectation failed."""
     data_dir = datadir.get()
-    with user_errors():
+    with user_errors(data_dir):
         done = stages.parse_new(data_dir, config.full_refresh)
     state = "committed" if done.committed else ("NOT committed: a blocking expectation failed"
                                                 if done.report.blocking_failures else "nothing new")
@@ -172,7 +173,7 @@ def resolve_papers(context: dg.AssetExecutionContext, config: ResolveConfig, dat
     """Resolve the listings into papers, check the papers suite on them, and commit papers,
     sightings and merges only if it passed."""
     data_dir = datadir.get()
-    with user_errors():
+    with user_errors(data_dir):
         done = stages.resolve(data_dir, release_target.get(data_dir), config.full_refresh)
     resolution = done.resolution
     papers, merges = resolution.papers, resolution.merges
@@ -204,8 +205,9 @@ def resolve_papers(context: dg.AssetExecutionContext, config: ResolveConfig, dat
           kinds={"duckdb"}, owners=["team:data-eng"], automation_condition=AUTO)
 def catalog(context: dg.AssetExecutionContext, datadir: DataDirResource) -> dg.MaterializeResult:
     """DuckDB catalog: one view per table over its Parquet file."""
-    with user_errors():
-        path, counts = stages.catalog(datadir.get())
+    data_dir = datadir.get()
+    with user_errors(data_dir):
+        path, counts = stages.catalog(data_dir)
     context.log.info(f"catalog {path}: {counts}")
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "views": counts})
 
@@ -223,7 +225,7 @@ def release_snapshot(context: dg.AssetExecutionContext, config: ReleaseConfig, d
     commit and one tag per version, only the changed files uploaded, nothing when the data did not
     change; never from tables whose audit did not pass, never removing papers unasked."""
     data_dir = datadir.get()
-    with user_errors():
+    with user_errors(data_dir):
         done = stages.release_tables(data_dir, release_target.get(data_dir), dt.datetime.now(dt.timezone.utc),
                                      config.allow_removals)
     if done.finished:

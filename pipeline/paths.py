@@ -51,10 +51,11 @@ class DataDir:
         return self.tables / f"{name}.parquet"
 
 
-def write_error(err: OSError) -> str | None:
+def write_error(err: OSError, within: Path | None = None) -> str | None:
     """The one line for a write the machine refused (a full disk, a read-only or forbidden folder):
-    the cause, the path and the next step; None for any other error."""
-    where = err.filename or "the data directory"
+    the cause, the path and the next step; None for any other error. A write whose error names no
+    file (a library's, such as Great Expectations' Data Docs) is named by the folder it was `within`."""
+    where = err.filename or within or "the data directory"
     if err.errno == errno.ENOSPC:
         return (f"no space left on the device holding {where}: free some space and run again "
                 "(the next run finishes what this one left)")
