@@ -330,9 +330,8 @@ def write_tables(data_dir: DataDir, frames: dict[str, Rows], audit: dict | None 
     removes: list[Path] = []
     ledger = read_ledger(data_dir)
     for name, frame in {**frames, **(appended or {})}.items():
-        staged = frame if isinstance(frame, list) and frame else []
-        frame = schema.conform(schema.empty(schema.TABLES[name]) if isinstance(frame, list) else frame,
-                               schema.TABLES[name])
+        staged, frame = (frame, schema.empty(schema.TABLES[name])) if isinstance(frame, list) else (
+            [], schema.conform(frame, schema.TABLES[name]))
         if name not in APPENDED:
             files[data_dir.table(name)] = frame
             entries[name] = {"rows": frame.height, "audit": audit}
