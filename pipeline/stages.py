@@ -20,7 +20,7 @@ import polars as pl
 
 from pipeline import dedup, faults, parse, publish, release, schema, store, validate, workers
 from pipeline.paths import DataDir
-from pipeline.sources.folder import import_folder, skipped_files
+from pipeline.sources.folder import folder_entries, import_folder, skipped_files
 
 
 @dataclass
@@ -40,7 +40,9 @@ def capture(data_dir: DataDir, folder: Path | None = None, captured_at: dt.datet
         records = _frames(data_dir.imports.glob("*.parquet"))
         fetched = _frames((data_dir.root / "fetched").rglob("*.captures.parquet"))
         known = set(pl.concat([r["capture_id"] for r in records + fetched] or [pl.Series([], dtype=pl.String)]))
-        new = import_folder(data_dir, folder, known, captured_at) if folder is not None else schema.empty(schema.CAPTURES)
+        entries = folder_entries(folder) if folder is not None else []
+        new = (import_folder(data_dir, folder, known, captured_at, entries) if folder is not None
+               else schema.empty(schema.CAPTURES))
         table = (pl.concat([*records, new, *fetched]).unique("capture_id", keep="first", maintain_order=True)
                  .sort(["captured_at", "capture_id"]))
         before = store.read_ledger(data_dir).get("captures", {}).get("rows", 0)
@@ -50,7 +52,7 @@ def capture(data_dir: DataDir, folder: Path | None = None, captured_at: dt.datet
             extra[data_dir.imports / f"{name}.parquet"] = new
         paths = store.write_tables(data_dir, {"captures": table}, label="captures", extra=extra)
         return Captured(table, table.height - before, paths["captures"],
-                        skipped_files(folder) if folder is not None else {})
+                        skipped_files(folder, entries) if folder is not None else {})
 
 
 def _frames(paths) -> list[pl.DataFrame]:

@@ -18,6 +18,7 @@ like a date or like `• 3 authors` stands in a paragraph of its own and is neve
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -131,14 +132,13 @@ def _paragraphs(lines: list[str]) -> list[str]:
 
 def _entry(text_lines: list[str], meta_lines: list[str], date_lines: list[str],
            captured_on: dt.date) -> dict | Reject:
-    block = "\n".join(text_lines + meta_lines + ["·"] + date_lines).strip()
     paragraphs = _paragraphs(text_lines)
     if not paragraphs:
-        return Reject("missing_title", "metadata with no title or abstract before it", excerpt(block))
+        return _reject(text_lines, meta_lines, date_lines, "missing_title", "metadata with no title or abstract before it")
     fields: dict = {
         "title": clean_text(paragraphs[0]),
         # An abstract with blank lines inside it is still one abstract.
-        "abstract": clean_text(" ".join(paragraphs[1:])),
+        "abstract": clean_text(" ".join(paragraphs[1:])) if len(paragraphs) > 1 else None,
         "author_count": None,
         "organization": None,
         "organization_name": None,
@@ -152,20 +152,28 @@ def _entry(text_lines: list[str], meta_lines: list[str], date_lines: list[str],
             fields["organization"] = handle
             fields["organization_name"] = clean_text(name)
         else:
-            return Reject("bad_metadata", f"unrecognised metadata line {line!r}", excerpt(block))
+            return _reject(text_lines, meta_lines, date_lines, "bad_metadata", f"unrecognised metadata line {line!r}")
     if len(date_lines) != 1:
-        return Reject("bad_metadata", f"expected one date line after '·', found {len(date_lines)}",
-                      excerpt(block))
+        return _reject(text_lines, meta_lines, date_lines, "bad_metadata",
+                       f"expected one date line after '·', found {len(date_lines)}")
     m = _DATE_LINE.match(date_lines[0].strip())
     if not m:
-        return Reject("bad_date", f"unrecognised date line {date_lines[0].strip()!r}", excerpt(block))
+        return _reject(text_lines, meta_lines, date_lines, "bad_date", f"unrecognised date line {date_lines[0].strip()!r}")
     try:
-        fields["published_on"], fields["published_on_basis"] = resolve_month_day(
-            m["mon"], m["day"], m["year"], captured_on)
+        fields["published_on"], fields["published_on_basis"] = _shown_date(m["mon"], m["day"], m["year"], captured_on)
     except ValueError as err:
-        return Reject("bad_date", f"{date_lines[0].strip()!r}: {err}", excerpt(block))
+        return _reject(text_lines, meta_lines, date_lines, "bad_date", f"{date_lines[0].strip()!r}: {err}")
     fields["upvotes"] = int(m["upvotes"]) if m["upvotes"] is not None else None
     return fields
+
+
+def _reject(text_lines: list[str], meta_lines: list[str], date_lines: list[str], rule: str, message: str) -> Reject:
+    """A Reject quoting the entry's lines (made only for an entry that fails: most do not)."""
+    return Reject(rule, message, excerpt("\n".join(text_lines + meta_lines + ["·"] + date_lines).strip()))
+
+
+# A page's dates repeat (the same days, against the same day of capture): each is worked out once.
+_shown_date = functools.lru_cache(maxsize=4096)(resolve_month_day)
 
 
 def parse(text: str, ctx: ParseContext) -> Iterator[dict | Reject]:

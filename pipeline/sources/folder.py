@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from functools import partial
 from pathlib import Path
 
@@ -18,32 +19,36 @@ from pipeline.paths import DataDir
 MAX_CAPTURE_BYTES = 50 * 1024 * 1024  # as for fetched pages: no papers page comes near it
 
 
-def _entries(folder: Path) -> list[tuple[Path, str | None]]:
-    """Every file-like entry below `folder` in a stable order, with why it is skipped (None: it is
-    imported). Symbolic links are not followed (a link could lead anywhere on the machine); hidden
-    files (editor swap files, `.DS_Store`) are not captures."""
+def folder_entries(folder: Path) -> list[tuple[Path, str | None]]:
+    """Every file-like entry below `folder` in a stable order (by path components), with why it is
+    skipped (None: it is imported). Symbolic links are not followed (a link could lead anywhere on
+    the machine); hidden files (editor swap files, `.DS_Store`) are not captures. (Read with
+    `os.scandir`, whose entries know their type: at 20,000 files, 0.31 s with `Path.rglob` and a
+    `stat` per file and test.)"""
     if not folder.is_dir():
         raise FileNotFoundError(f"captures folder {folder} does not exist or is not a folder")
-    out = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_symlink():
-            out.append((path, "symbolic link, not followed"))
-        elif any(part.startswith(".") for part in path.relative_to(folder).parts):
-            if path.is_file():
-                out.append((path, "hidden file"))
-        elif path.is_file():
-            out.append((path, None))
-    return out
+    found: list[tuple[tuple[str, ...], str | None]] = []
+
+    def walk(directory: str, parts: tuple[str, ...], hidden: bool) -> None:
+        with os.scandir(directory) as listing:
+            for entry in listing:
+                where, inside_hidden = (*parts, entry.name), hidden or entry.name.startswith(".")
+                if entry.is_symlink():
+                    found.append((where, "symbolic link, not followed"))
+                elif entry.is_dir():
+                    walk(entry.path, where, inside_hidden)
+                elif entry.is_file():
+                    found.append((where, "hidden file" if inside_hidden else None))
+
+    walk(str(folder), (), False)
+    return [(folder.joinpath(*where), why) for where, why in sorted(found, key=lambda item: item[0])]
 
 
-def capture_files(folder: Path) -> list[Path]:
-    """The files of `folder` that are imported."""
-    return [path for path, skipped in _entries(folder) if skipped is None]
-
-
-def skipped_files(folder: Path) -> dict[str, str]:
-    """The entries of `folder` that are not imported, by path relative to it, and why."""
-    return {path.relative_to(folder).as_posix(): why for path, why in _entries(folder) if why}
+def skipped_files(folder: Path, entries: list[tuple[Path, str | None]] | None = None) -> dict[str, str]:
+    """The entries of `folder` (`folder_entries`, read again unless given) that are not imported,
+    by path relative to it, and why."""
+    entries = folder_entries(folder) if entries is None else entries
+    return {path.relative_to(folder).as_posix(): why for path, why in entries if why}
 
 
 SHOWN_DAYS_BEFORE = 7  # the site shows the latest day with papers: a weekend or holiday shows an earlier one
@@ -94,15 +99,18 @@ def capture_time(fmt: str, data: bytes, path: Path, given: dt.datetime | None) -
     return saved, "file_mtime"
 
 
-def import_folder(data_dir: DataDir, folder: Path, known_ids: set[str],
-                  captured_at: dt.datetime | None = None) -> pl.DataFrame:
-    """`captures` rows for the files of `folder` whose bytes are not among `known_ids` yet (a file
-    whose bytes an earlier file of the folder had is the same capture)."""
+def import_folder(data_dir: DataDir, folder: Path, known_ids: set[str], captured_at: dt.datetime | None = None,
+                  entries: list[tuple[Path, str | None]] | None = None) -> pl.DataFrame:
+    """`captures` rows for the files of `folder` (of its `folder_entries`, read unless given) whose
+    bytes are not among `known_ids` yet (a file whose bytes an earlier file of the folder had is the
+    same capture)."""
+    entries = folder_entries(folder) if entries is None else entries
     work = partial(_import_files, data_dir, folder, captured_at, frozenset(known_ids))
     rows, seen = [], set(known_ids)
     # (each chunk's flush waits on the disk: at a million listings, over five interleaved runs,
     # 8.1-9.4 s with three workers on two cores against 9.6-12.8 s with two)
-    for chunk in workers.map_chunks(work, capture_files(folder), waits=True):
+    for chunk in workers.map_chunks(work, [path for path, skipped in entries if skipped is None],
+                                   waits=True):
         for row in chunk:
             if row["capture_id"] not in seen:
                 seen.add(row["capture_id"])
