@@ -10,6 +10,7 @@ import textwrap
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT
@@ -84,6 +85,22 @@ def test_parts_staged_ahead_are_committed_in_order_and_folded_past_the_most_part
     assert list(parts(data_dir)) == ["000004.parquet"]  # past the most parts: one part, the staged file gone
     assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2, 3, 4, 5]
     assert not [p for p in data_dir.root.rglob(".*") if p.name != ".lock"]
+
+
+def test_a_part_is_written_in_row_groups_of_about_the_set_size(tmp_path, monkeypatch):
+    """Row groups hold about ROW_GROUP_BYTES of a table's data (a writer holds one row group at a
+    time), whatever its row count; the rows read back as written."""
+    monkeypatch.setattr(store, "ROW_GROUP_BYTES", 256 * 1024)
+    data_dir = DataDir(tmp_path)
+    message = "m" * 1000  # each row about a kilobyte: 4 MB in all, 256 rows to a group
+    frame = schema.conform([{"capture_id": "c1", "position": p, "stage": "parse", "rule": "r", "message": message,
+                             "excerpt": None} for p in range(4000)], schema.REJECTS)
+    store.write_tables(data_dir, {}, appended={"rejects": frame})
+    meta = pq.ParquetFile(data_dir.tables / "rejects" / "000001.parquet").metadata
+    rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert sum(rows) == 4000 and meta.num_row_groups >= 4000 // 512
+    assert max(rows) <= 512
+    assert store.read_table(data_dir, "rejects").equals(frame)
 
 
 def test_a_table_replaced_whole_drops_its_parts(tmp_path):
