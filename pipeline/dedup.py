@@ -40,6 +40,7 @@ Merge policy per column, over the sightings of one paper ordered by capture time
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -348,7 +349,8 @@ def _lsh_among(keys: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = None, merges: pl.DataFrame | None = None,
             previous_ids: pl.DataFrame | None = None, aliases: pl.DataFrame | None = None,
             previous: dict[str, pl.DataFrame] | None = None, earlier: pl.LazyFrame | None = None,
-            abstracts: pl.LazyFrame | None = None) -> Resolution:
+            abstracts: pl.LazyFrame | None = None,
+            write_records: Callable[[pl.DataFrame], object] | None = None) -> Resolution:
     """Papers, sightings, merges, aliases and the next state from every listing.
 
     `listings` may be lazy (a scan of the table): their abstracts are then never held all at once,
@@ -369,6 +371,11 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     lazily: only the keys the grouping compares (of records sharing a title with another record of
     the region) are read from it. The state returned then has the abstract keys of the records
     made in this run only.
+
+    `write_records`, if given, is handed the records this run signs (`schema.RECORDS`) as soon as
+    they are signed, for the caller to write while the grouping and the papers are worked out; the
+    abstract keys are then held only as long as the grouping needs them (at a million listings, 800
+    MB), and the state returned has none.
 
     The grouping does not depend on the order or batching of the listings: the new records and
     every paper they could join or change (the papers holding a record that shares their arXiv id or
@@ -412,6 +419,9 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
         sig[have_sig] = _matrix(known["signature"].filter(pl.Series(have_sig)))
     if (~have_sig).any():
         sig[~have_sig] = signatures(known.filter(pl.Series(~have_sig)))
+    if write_records is not None:
+        write_records(known.filter(pl.Series(~have_sig)).select("record_id", "arxiv_id", "title_key", "abstract_key")
+                      .with_columns(signature=_binary_rows(sig[~have_sig])))
     keys = band_keys(sig)
 
     # The region grouped again: the new records and the papers they reach.
@@ -499,6 +509,9 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
             fresh = keyed.join(resolved_before, on="listing_id", how="anti").select("record_id").unique()
             touched = pl.concat([pl.Series("root", comps.roots()[region]),
                                  assigned.join(fresh, on="record_id")["root"]]).unique()
+    if write_records is not None:  # written: the papers are made without the abstract keys in memory
+        del records, made, kept, abstract_keys
+        known = known.with_columns(abstract_key=pl.lit(None, pl.String))
     wide = listings if earlier is None else pl.concat([earlier, listings])
     return _finish(wide, keyed, known, assigned, sig, aliases, texts, earlier is None,
                    None if touched is None else (previous, merges, touched))

@@ -131,7 +131,7 @@ def test_a_kill_at_every_commit_point_leaves_before_or_after_and_the_next_run_eq
                           + ["records"])):
         for name in [*files, "ledger.json"]:
             assert {f"commit:{label}:{name}:before-move", f"commit:{label}:{name}:after-move"} <= set(points)
-    assert RELEASE_STEPS | {"catalog:before-move", "catalog:after-move", "parse:staged"} <= set(points)
+    assert RELEASE_STEPS | {"catalog:before-move", "catalog:after-move", "parse:staged", "resolve:staged"} <= set(points)
     expected_tables, expected_release = table_bytes(scenario["after"]), released_data(scenario["after"])
     assert table_bytes(probe) == expected_tables  # the stages alone write what the Dagster run writes
 
@@ -146,8 +146,9 @@ def test_a_kill_at_every_commit_point_leaves_before_or_after_and_the_next_run_eq
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
         assert f"fault point {point}: killing process" in killed.stderr, point
         check_torn(work, scenario)
-        if point == "parse:staged":  # killed with the new listings written, not committed
-            assert list((work / "tables" / "listings").glob(".staged-*.pending"))
+        if point in ("parse:staged", "resolve:staged"):  # killed with the new listings (records) written, not committed
+            table = "listings" if point == "parse:staged" else "records"
+            assert list((work / "tables" / table).glob(".staged-*.pending")), point
         stage_runner.main(str(work), str(scenario["captures"]))  # the next run, here (it starts faster)
         assert table_bytes(work) == expected_tables, point
         assert not list((work / "tables").rglob("*.pending")), point  # (a part staged for a commit never made)

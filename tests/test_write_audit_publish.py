@@ -21,7 +21,7 @@ from assets.resources import DataDirResource, ReleaseTargetResource
 from assets.stages import release_snapshot
 from bench.render import block_page
 from conftest import SAMPLE_FILES
-from pipeline import parse, stages, validate
+from pipeline import normalize, parse, stages, validate
 from pipeline.parse import html_page
 from pipeline.parse.common import ParseContext
 from pipeline.paths import DataDir
@@ -159,6 +159,53 @@ def test_listings_a_table_rule_refuses_leave_no_part_behind_and_come_next_time(d
 
     assert again.committed and again.parsed == 1
     assert "A Paper Of A Later Day" in again.listings.collect()["title"].to_list()
+
+
+def test_records_written_before_the_papers_audit_leave_no_part_when_it_refuses(data_dir, captures_copy, tmp_path,
+                                                                              monkeypatch):
+    """The records a resolve signs are written as a part while it makes the papers, before the
+    papers suite runs: when the suite blocks, that part is removed and the resolver's tables stay
+    as they were; the next resolve commits the new record."""
+    assert materialize(data_dir, captures_copy).success
+    tables, d = data_dir / "tables", DataDir(data_dir)
+    records_before = sorted(p.read_bytes() for p in (tables / "records").iterdir())
+    ledger_before = json.loads((tables / "ledger.json").read_text())
+    title = "A Paper Of A Later Day"
+    (captures_copy / "later.txt").write_text(later_page(title, dt.date(2026, 6, 1), dt.date(2026, 6, 2)))
+    stages.capture(d, captures_copy)
+    assert stages.parse_new(d).committed
+    suites = tmp_path / "expectations"
+    shutil.copytree(validate.SUITES_DIR, suites)
+    spec = json.loads((suites / "papers.json").read_text())
+    spec["expectations"].append({"type": "expect_table_row_count_to_be_between",  # no paper more
+                                 "kwargs": {"max_value": ledger_before["papers"]["rows"]}, "meta": {"on_failure": "block"}})
+    (suites / "papers.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(validate, "SUITES_DIR", suites)
+    staged_at_audit = []
+    audit = validate.validate
+
+    def watched(frame, suite, *args, **kwargs):
+        if suite == "papers":
+            staged_at_audit.extend(pl.read_parquet(p) for p in (tables / "records").glob(".staged-*.pending"))
+        return audit(frame, suite, *args, **kwargs)
+
+    monkeypatch.setattr(validate, "validate", watched)
+
+    refused = stages.resolve(d, LocalGitTarget(d.releases))
+
+    assert not refused.committed
+    assert [o.rule for o in refused.report.blocking_failures] == ["expect_table_row_count_to_be_between"]
+    assert [part["title_key"].to_list() for part in staged_at_audit] == [[normalize.title_key(title)]]
+    assert sorted(p.read_bytes() for p in (tables / "records").iterdir()) == records_before  # no staged part left
+    assert json.loads((tables / "ledger.json").read_text())["records"] == ledger_before["records"]
+    monkeypatch.undo()
+
+    again = stages.resolve(d, LocalGitTarget(d.releases))
+
+    assert again.committed
+    records = pl.read_parquet(tables / "records" / "*.parquet")
+    assert normalize.title_key(title) in records["title_key"].to_list()
+    assert records.height == ledger_before["records"]["rows"] + 1
 
 
 @pytest.fixture(scope="module")
