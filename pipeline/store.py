@@ -115,11 +115,11 @@ ROW_GROUP_BYTES = 16 * 2**20  # of in-memory data a row group holds
 
 
 def _row_group_rows(frame: pl.DataFrame) -> int:
-    """Rows a row group of `frame` holds: about ROW_GROUP_BYTES of its data. Polars' default (a
-    quarter of a million rows, 500 MB of listings) is encoded whole before it is written: writing
-    the resolver's records at a million listings took 580 MB more memory than the frame itself,
-    in row groups of 16 MB 30 MB, in the same time; and a table is read back on both cores, a row
-    group to each (the records in 0.66 s instead of 1.28 s)."""
+    """Rows a row group of `frame` holds: about ROW_GROUP_BYTES of its data. The writer encodes a
+    row group whole before writing it, and Polars' default (a quarter of a million rows: 500 MB of
+    listings) made writing the resolver's records at a million listings take 580 MB more memory
+    than the frame itself; in row groups of 16 MB, 30 MB more, in the same time. A table is read
+    back on both cores, a row group to each: the records in 0.66 s instead of 1.28 s."""
     return max(1, int(ROW_GROUP_BYTES * frame.height / max(frame.estimated_size(), 1)))
 
 

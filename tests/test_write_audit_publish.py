@@ -129,6 +129,17 @@ def test_a_failed_audit_commits_nothing_and_no_release_follows(data_dir, capture
     assert LocalGitTarget(data_dir / "releases").tags() == tags
 
 
+def blocking_row_count(suite: str, most: int, tmp_path, monkeypatch) -> None:
+    """The suites as they are, but `suite` with a blocking rule that its table has at most `most` rows."""
+    suites = tmp_path / "expectations"
+    shutil.copytree(validate.SUITES_DIR, suites)
+    spec = json.loads((suites / f"{suite}.json").read_text())
+    spec["expectations"].append({"type": "expect_table_row_count_to_be_between", "kwargs": {"max_value": most},
+                                 "meta": {"on_failure": "block"}})
+    (suites / f"{suite}.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(validate, "SUITES_DIR", suites)
+
+
 def test_listings_a_table_rule_refuses_leave_no_part_behind_and_come_next_time(data_dir, captures_copy, tmp_path,
                                                                                monkeypatch):
     """The new listings are written as parts before the table-level rules run: when a rule blocks,
@@ -138,13 +149,7 @@ def test_listings_a_table_rule_refuses_leave_no_part_behind_and_come_next_time(d
     listings_before = sorted(p.read_bytes() for p in (tables / "listings").glob("*"))
     ledger_before = json.loads((tables / "ledger.json").read_text())
     (captures_copy / "later.txt").write_text(later_page("A Paper Of A Later Day", dt.date(2026, 6, 1), dt.date(2026, 6, 2)))
-    suites = tmp_path / "expectations"
-    shutil.copytree(validate.SUITES_DIR, suites)
-    spec = json.loads((suites / "listings.json").read_text())
-    spec["expectations"].append({"type": "expect_table_row_count_to_be_between",  # no listing more
-                                 "kwargs": {"max_value": ledger_before["listings"]["rows"]}, "meta": {"on_failure": "block"}})
-    (suites / "listings.json").write_text(json.dumps(spec))
-    monkeypatch.setattr(validate, "SUITES_DIR", suites)
+    blocking_row_count("listings", ledger_before["listings"]["rows"], tmp_path, monkeypatch)  # no listing more
     stages.capture(DataDir(data_dir), captures_copy)
 
     refused = stages.parse_new(DataDir(data_dir))
@@ -174,13 +179,7 @@ def test_records_written_before_the_papers_audit_leave_no_part_when_it_refuses(d
     (captures_copy / "later.txt").write_text(later_page(title, dt.date(2026, 6, 1), dt.date(2026, 6, 2)))
     stages.capture(d, captures_copy)
     assert stages.parse_new(d).committed
-    suites = tmp_path / "expectations"
-    shutil.copytree(validate.SUITES_DIR, suites)
-    spec = json.loads((suites / "papers.json").read_text())
-    spec["expectations"].append({"type": "expect_table_row_count_to_be_between",  # no paper more
-                                 "kwargs": {"max_value": ledger_before["papers"]["rows"]}, "meta": {"on_failure": "block"}})
-    (suites / "papers.json").write_text(json.dumps(spec))
-    monkeypatch.setattr(validate, "SUITES_DIR", suites)
+    blocking_row_count("papers", ledger_before["papers"]["rows"], tmp_path, monkeypatch)  # no paper more
     staged_at_audit = []
     audit = validate.validate
 
