@@ -273,9 +273,9 @@ def _resolve_staging_records(data_dir: DataDir, signed: pl.DataFrame | None, *ar
         dedup.Resolution, list[store.Staged]]:
     """`dedup.resolve(*args)`, the records it signs (but those `signed` before) written as a part
     to commit, in a thread beside, while it groups them and makes the papers (at a million
-    listings, 2 s of writing; the stage's peak 3.4 GB against 3.8 to 4.1 GB, the abstract keys
-    dropped once compared). A table written whole (`signed` None) gets its part even with no rows;
-    an appended one gets none then."""
+    listings, 2 s of writing beside the grouping; the stage's peak about 0.4 GiB lower, the
+    abstract keys dropped once compared). A table written whole (`signed` None) gets its part even
+    with no rows; an appended one gets none then."""
     writes: list[Future] = []
 
     def write(records: pl.DataFrame) -> None:
