@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -138,7 +138,6 @@ def _parse_checked(captures: pl.DataFrame, data_dir: DataDir, columns: list[str]
     empty_listings, empty_rejects = parse.to_frames([], [])
     narrow, rejects, quarantined, runs = [empty_listings.select(columns)], [empty_rejects], [empty_rejects], []
     batch: list[pl.DataFrame] = []
-    writes: list[Future] = []
     validator = None
 
     def check() -> None:
@@ -148,25 +147,37 @@ def _parse_checked(captures: pl.DataFrame, data_dir: DataDir, columns: list[str]
         batch.clear()
         runs.append(validator.run(rows))
         passed, failed = validate.quarantine(rows, validate.Report("listings", runs[-1]))
-        writes.append(writer.submit(store.stage_part, data_dir, "listings", passed))
+        stage(passed)
         narrow.append(passed.select(columns))
         quarantined.append(failed)
 
+    with _staged_beside(data_dir, "listings") as (stage, staged):
+        for listings, bad in parse.parse_chunks(captures, data_dir.root):
+            rejects.append(bad)
+            if listings.height:
+                batch.append(listings)
+            if sum(frame.height for frame in batch) >= validate.ROW_BATCH:
+                check()
+        if batch:
+            check()
+    return pl.concat(narrow), staged, pl.concat(rejects), pl.concat(quarantined), validate.merged(runs)
+
+
+@contextmanager
+def _staged_beside(data_dir: DataDir, name: str) -> Iterator[tuple[Callable[[pl.DataFrame], None],
+                                                                   list[store.Staged]]]:
+    """A function that writes rows of the `APPENDED` table `name` as a part to commit, in a thread
+    beside the caller's work (Polars writes outside the GIL), and the list of the parts written,
+    filled when the block ends; if the block fails, the parts written are removed."""
+    writes: list[Future] = []
+    staged: list[store.Staged] = []
     with ThreadPoolExecutor(1) as writer:
         try:
-            for listings, bad in parse.parse_chunks(captures, data_dir.root):
-                rejects.append(bad)
-                if listings.height:
-                    batch.append(listings)
-                if sum(frame.height for frame in batch) >= validate.ROW_BATCH:
-                    check()
-            if batch:
-                check()
-            staged = [write.result() for write in writes]
+            yield (lambda frame: writes.append(writer.submit(store.stage_part, data_dir, name, frame))), staged
+            staged.extend(write.result() for write in writes)
         except BaseException:
             _discard([write.result() for write in writes if not write.cancel() and write.exception() is None])
             raise
-    return pl.concat(narrow), staged, pl.concat(rejects), pl.concat(quarantined), validate.merged(runs)
 
 
 def _discard(staged: list[store.Staged]) -> None:
@@ -276,21 +287,14 @@ def _resolve_staging_records(data_dir: DataDir, signed: pl.DataFrame | None, *ar
     listings, 2 s of writing beside the grouping; the stage's peak about 0.4 GiB lower, the
     abstract keys dropped once compared). A table written whole (`signed` None) gets its part even
     with no rows; an appended one gets none then."""
-    writes: list[Future] = []
-
     def write(records: pl.DataFrame) -> None:
         if signed is not None:
             records = records.join(signed, on="record_id", how="anti")
         if records.height or signed is None:
-            writes.append(writer.submit(store.stage_part, data_dir, "records", records))
+            stage(records)
 
-    with ThreadPoolExecutor(1) as writer:
-        try:
-            resolution = dedup.resolve(*args, write_records=write)
-            staged = [done.result() for done in writes]
-        except BaseException:
-            _discard([done.result() for done in writes if not done.cancel() and done.exception() is None])
-            raise
+    with _staged_beside(data_dir, "records") as (stage, staged):
+        resolution = dedup.resolve(*args, write_records=write)
     return resolution, staged
 
 
