@@ -134,6 +134,17 @@ def test_parser_is_chosen_by_content_not_name(tmp_path):
     assert len(listings) == 43
 
 
+def test_a_page_read_once_as_text_gives_the_format_and_day_its_bytes_give():
+    # (importing a folder decodes each page once, for its format and its day both)
+    page = SAMPLE_FILES[0].read_text(encoding="utf-8").replace("\n", "\r\n")
+    for data in (page.encode("utf-8-sig"), page.encode("utf-16")):  # (each with its byte order mark)
+        text = parse.decode(data)
+        assert text is not None and parse.detect(text) == parse.detect(data) == "text_block"
+        assert parse.page_day("text_block", text) == parse.page_day("text_block", data) is not None
+    assert parse.decode(b"\x89PNG\r\n\x1a\n\x00") is None and parse.detect(None) == parse.UNKNOWN
+    assert parse.page_day("text_block", None) is None
+
+
 @pytest.mark.parametrize("data, rule", [
     (b"just some notes\nabout nothing\n", "unknown_format"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "undecodable"),

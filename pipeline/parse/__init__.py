@@ -56,8 +56,10 @@ def decode(data: bytes) -> str | None:
         return None
 
 
-def detect(data: bytes) -> str:
-    text = decode(data)
+def detect(data: bytes | str | None) -> str:
+    """The format of a capture, from its bytes or from its text as `decode` gives it (None: bytes
+    that are no text)."""
+    text = decode(data) if isinstance(data, bytes) else data
     if text is None:  # (a control character in one field is that field's problem, not the page's)
         return UNKNOWN
     for fmt in FORMATS:
@@ -70,10 +72,11 @@ def source_of(format_name: str) -> str:
     return _BY_NAME[format_name].source if format_name in _BY_NAME else "text_capture"
 
 
-def page_day(format_name: str, data: bytes) -> text_block.PageDay | None:
-    """The day a saved page's header shows, for the formats that show one."""
+def page_day(format_name: str, data: bytes | str | None) -> text_block.PageDay | None:
+    """The day a saved page's header shows, for the formats that show one (from the page's bytes,
+    or its text as `decode` gives it)."""
     fmt = _BY_NAME.get(format_name)
-    text = decode(data)
+    text = decode(data) if isinstance(data, bytes) else data
     if fmt is None or fmt.page_day is None or text is None:
         return None
     return fmt.page_day(text)
