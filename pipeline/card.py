@@ -112,8 +112,10 @@ papers = pl.read_parquet("{hub_path}/data/papers/*.parquet")
 ```
 
 Every version is a git tag `vYYYY.MM.DD` (`.1`, `.2`, ... for more releases on one day); `main`
-is the latest. Each table is a few Parquet files sorted by date, their pages cut at content-defined
-boundaries, so a new version shares most of its bytes with the previous one.
+is the latest. Each table is a few Parquet files: papers in the order they were first seen,
+sightings in capture order, so a day's news lands in the last file and the files before it stay as
+they were; their pages are cut at content-defined boundaries, so a file that does change shares
+most of its bytes with the previous version's.
 
 ## Columns of `papers`
 

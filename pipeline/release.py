@@ -8,13 +8,15 @@
     data/sightings/train-00000-of-0000N.parquet  config "sightings"
     data/changes/…, data/aliases/…               configs "changes" and "aliases" (left out while empty)
 
-Few files, each up to a few hundred MB, as the Hub advises: a table is one shard per
-SHARD_BYTES of data. Rows are sorted by publication date (sightings by capture time), so a day's
-news lands at the end of a file and range reads can prune by the statistics; zstd; row groups of
-about 100 MB uncompressed, as the Hub's dataset viewer prefers. The Parquet pages are cut at
-content-defined boundaries (pyarrow's `use_content_defined_chunking`), so a new version's file
-shares most of its bytes with the previous one and the Hub's Xet storage uploads only the chunks
-that changed. A release is prepared only when the data differ from the previous version's.
+Few files, each up to a few hundred MB, as the Hub advises: a table is cut into shards of
+SHARD_ROWS rows. Papers are in the order they were first seen (sightings in capture order), so a
+day's news lands at the end of the last file: a shard whose rows are those of the previous
+version's shard of that place is not encoded again, its file stays byte for byte the same and is
+not uploaded. zstd; row groups of about 100 MB uncompressed, as the Hub's dataset viewer prefers.
+The Parquet pages are cut at content-defined boundaries (pyarrow's `use_content_defined_chunking`),
+so a file that does change shares most of its bytes with the previous one and the Hub's Xet
+storage uploads only the chunks that changed. A release is prepared only when the data differ from
+the previous version's.
 """
 
 from __future__ import annotations
@@ -42,10 +44,13 @@ class ReleaseRefused(RuntimeError):
 
 
 VERSION_RE = re.compile(r"^v(\d{4})\.(\d{2})\.(\d{2})(?:\.(\d+))?$")
-ORDER = {"papers": ["published_on", "paper_id"], "sightings": ["captured_at", "listing_id"],
+ORDER = {"papers": ["first_seen_at", "paper_id"], "sightings": ["captured_at", "listing_id"],
          "aliases": ["alias_id"], "changes": ["change", "paper_id"]}
 ROW_GROUP_ROWS = 50_000  # ~100 MB uncompressed at ~2 KB a paper
-SHARD_BYTES = 512 * 1024 * 1024  # of in-memory data a shard holds: a few hundred MB of Parquet
+# Rows a shard holds (the last one fewer): a few hundred MB of Parquet, about 500 MB in memory (a
+# paper about 2 KB, a sighting, alias or change about 200 bytes). A fixed count, so that rows
+# added at the end leave the earlier shards as they were.
+SHARD_ROWS = {"papers": 250_000, "sightings": 2_500_000, "aliases": 2_500_000, "changes": 2_500_000}
 CHART = "papers_per_month.png"
 
 
@@ -137,14 +142,24 @@ def canonical(name: str, frame: pl.DataFrame) -> pl.DataFrame:
     return schema.conform(frame, columns).sort(ORDER[name], nulls_last=True)
 
 
+def _in_order(frame: pl.DataFrame, keys: list[str]) -> bool:
+    """Whether each row sorts no later than the next by `keys` (ascending, nulls last)."""
+    if frame.height < 2:
+        return True
+    fits = pl.lit(True)  # rows equal on every key
+    for key in reversed(keys):
+        this, following = pl.col(key), pl.col(key).shift(-1)
+        after = (following > this).fill_null(False) | (this.is_not_null() & following.is_null())
+        fits = after | (this.eq_missing(following) & fits)
+    return frame.select(fits.head(frame.height - 1).all()).item()
+
+
 def shards(name: str, frame: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Path in the release -> rows (of a canonical table), `train-{i:05d}-of-{n:05d}.parquet` as the
-    Hub names shards; none for an empty table (a file of no rows is not loadable: its config is
-    left out of the card while it is empty)."""
-    if frame.is_empty():
-        return {}
-    n = max(1, -(-frame.estimated_size() // SHARD_BYTES))
-    size = -(-frame.height // n)
+    Hub names shards, SHARD_ROWS[name] rows each; none for an empty table (a file of no rows is not
+    loadable: its config is left out of the card while it is empty)."""
+    size = SHARD_ROWS[name]
+    n = -(-frame.height // size)
     return {f"{card.CONFIGS[name]}/train-{i:05d}-of-{n:05d}.parquet": frame.slice(i * size, size) for i in range(n)}
 
 
@@ -155,17 +170,37 @@ class Tables(Mapping):
 
     def __init__(self, manifest: dict, read):
         self._manifest, self._read, self._tables = manifest, read, {}
+        self._files: dict[str, list[tuple[str, int]] | None] = {}  # table -> its files and their rows, in order
 
     def __getitem__(self, name: str) -> pl.DataFrame:
         if name not in PUBLISHED:
             raise KeyError(name)
         if name not in self._tables:
             folder = card.CONFIGS[name] + "/"
+            paths = [path for path in sorted(self._manifest.get("files", {})) if path.startswith(folder)]
             frames = [schema.upgrade(pl.read_parquet(io.BytesIO(self._read(path))), schema.TABLES[name],
-                                     f"{path} of release {self._manifest.get('version')}")
-                      for path in sorted(self._manifest.get("files", {})) if path.startswith(folder)]
-            self._tables[name] = canonical(name, pl.concat(frames) if frames else schema.empty(schema.TABLES[name]))
+                                     f"{path} of release {self._manifest.get('version')}") for path in paths]
+            whole = pl.concat(frames) if frames else schema.empty(schema.TABLES[name])
+            # Files whose rows, one file after another, are in the published order each hold a
+            # slice of the canonical table, which a shard of the next version can be compared with.
+            ordered = _in_order(whole, ORDER[name]) and self._manifest.get("schema_version") == schema.SCHEMA_VERSION
+            self._files[name] = [(path, frame.height) for path, frame in zip(paths, frames)] if ordered else None
+            self._tables[name] = canonical(name, whole)
         return self._tables[name]
+
+    def encoded(self, name: str, index: int, rows: pl.DataFrame) -> bytes | None:
+        """The bytes of this version's file `index` of table `name`, if that file holds exactly
+        `rows` (a canonical shard), in the current schema; else None. Only a table read already
+        (for the comparison, as the papers always are) is looked at: reading one to spare its
+        encoding would cost about as much."""
+        if name not in self._tables:
+            return None
+        files = self._files[name]
+        if files is None or index >= len(files) or files[index][1] != rows.height:
+            return None
+        kept = self._tables[name].slice(sum(height for _, height in files[:index]), rows.height)
+        same = kept.select(ORDER[name]).equals(rows.select(ORDER[name])) and kept.equals(rows)  # (the keys first: quick)
+        return self._read(files[index][0]) if same else None
 
     def __iter__(self):
         return iter(PUBLISHED)
@@ -202,10 +237,16 @@ def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
                     allow_removals)
     version = next_version(existing_tags, now.date())
     created_at = now.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
-    parts = {path: part for name in (*PUBLISHED, "changes")
-             for path, part in shards(name, changes if name == "changes" else tables[name]).items()}
+    files, parts = {}, {}
+    for name in (*PUBLISHED, "changes"):
+        for index, (path, part) in enumerate(shards(name, changes if name == "changes" else tables[name]).items()):
+            kept = previous.encoded(name, index, part) if isinstance(previous, Tables) and name in PUBLISHED else None
+            if kept is None:
+                parts[path] = part
+            else:
+                files[path] = kept
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # Arrow encodes and compresses outside the GIL
-        files = dict(zip(parts, pool.map(parquet_bytes, parts.values())))
+        files.update(zip(parts, pool.map(parquet_bytes, parts.values())))
     configs = [name for name in card.CONFIGS if any(path.startswith(card.CONFIGS[name] + "/") for path in files)]
     files["README.md"] = card.render(version, papers, sightings, captures.height, configs, repo_id, CHART).encode()
     files[CHART] = card.chart(papers)

@@ -63,7 +63,8 @@ def test_the_previous_version_is_read_only_as_far_as_the_comparison_needs():
     read.clear()
     seen_again = {**tables, "sightings": pl.concat([sightings, sightings.with_columns(listing_id=pl.lit("c2:0"))])}
     assert release.prepare(seen_again, schema.empty(schema.CAPTURES), previous(), [first.version], "", now) is not None
-    assert [path.split("/")[1] for path in read] == ["papers", "sightings"]
+    # (and the papers' file once more: the same rows, published as they were, not encoded again)
+    assert [path.split("/")[1] for path in read] == ["papers", "sightings", "papers"]
     read.clear()
     assert release.prepare(tables, schema.empty(schema.CAPTURES), previous(), [first.version], "", now) is None
     assert [path.split("/")[1] for path in read] == ["papers", "sightings"]  # (no aliases file: none published)
@@ -78,3 +79,71 @@ def test_a_big_version_names_a_hundred_papers_a_kind_and_counts_the_rest():
     assert "### Added: 250" in section and section.count("\n- `p") == 100
     assert "- … and 150 more: the `changes` config of this version lists every one" in section
     assert first.changes.height == 250 and first.counts["changes"] == 250
+
+
+def test_news_lands_in_the_last_shard_and_the_shards_before_it_are_published_as_they_were(monkeypatch):
+    monkeypatch.setitem(release.SHARD_ROWS, "papers", 3)
+    day = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+    def seen(pid: str, n: int, upvotes: int = 1) -> dict:  # first seen on day n, published years before
+        return {**paper(pid, pid.upper(), upvotes), "first_seen_at": day + dt.timedelta(days=n),
+                "published_on": dt.date(2020, 1, 1) + dt.timedelta(days=(7 * n) % 11)}
+
+    def tables(rows: list[dict]) -> dict[str, pl.DataFrame]:
+        return {"papers": schema.conform(rows, schema.PAPERS), "sightings": schema.empty(schema.SIGHTINGS),
+                "aliases": schema.empty(schema.ALIASES)}
+
+    encoded = []
+    monkeypatch.setattr(release, "parquet_bytes", lambda frame, encode=release.parquet_bytes: encoded.append(
+        frame.height) or encode(frame))
+    papers = [seen(f"p{n}", n) for n in range(7)]
+    first = release.prepare(tables(papers), schema.empty(schema.CAPTURES), None, [], "", day)
+    manifest = json.loads(first.files["manifest.json"])
+
+    def shard(files: dict, i: int, n: int) -> list[str]:
+        return pl.read_parquet(files[f"data/papers/train-{i:05d}-of-{n:05d}.parquet"])["paper_id"].to_list()
+
+    assert [shard(first.files, i, 3) for i in range(3)] == [["p0", "p1", "p2"], ["p3", "p4", "p5"], ["p6"]]
+    encoded.clear()
+    news = papers + [seen("p8", 8), seen("p7", 7)]
+    second = release.prepare(tables(news), schema.empty(schema.CAPTURES), release.Tables(manifest, first.files.get),
+                             [first.version], "", day + dt.timedelta(days=9))
+    assert [shard(second.files, i, 3) for i in range(3)] == [["p0", "p1", "p2"], ["p3", "p4", "p5"], ["p6", "p7", "p8"]]
+    for i in (0, 1):  # the same bytes, not encoded again
+        path = f"data/papers/train-{i:05d}-of-00003.parquet"
+        assert second.files[path] == first.files[path]
+    assert sorted(encoded) == [2, 3]  # the last shard of papers, and the changes (two papers added)
+    assert second.changes["paper_id"].to_list() == ["p7", "p8"]
+
+    # a paper of the first shard changed: that shard is encoded again, with its new value
+    encoded.clear()
+    bumped = [seen("p1", 1, upvotes=5) if p["paper_id"] == "p1" else p for p in news]
+    third = release.prepare(tables(bumped), schema.empty(schema.CAPTURES),
+                            release.Tables(json.loads(second.files["manifest.json"]), second.files.get),
+                            [first.version, second.version], "", day + dt.timedelta(days=9))
+    assert sorted(encoded) == [1, 3]
+    upvotes = pl.read_parquet(third.files["data/papers/train-00000-of-00003.parquet"])["upvotes"].to_list()
+    assert upvotes == [1, 5, 1]
+    assert third.files["data/papers/train-00001-of-00003.parquet"] == second.files["data/papers/train-00001-of-00003.parquet"]
+
+
+def test_a_version_published_in_another_order_is_encoded_again_whole(monkeypatch):
+    # (as by code that sorted the papers by publication date: its files do not hold the shards now made)
+    monkeypatch.setitem(release.SHARD_ROWS, "papers", 2)
+    day = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    rows = [{**paper(f"p{n}", f"P{n}", 1), "first_seen_at": day + dt.timedelta(days=n),
+             "published_on": dt.date(2020, 1, 10 - n)} for n in range(4)]
+    tables = {"papers": schema.conform(rows, schema.PAPERS), "sightings": schema.empty(schema.SIGHTINGS),
+              "aliases": schema.empty(schema.ALIASES)}
+    monkeypatch.setitem(release.ORDER, "papers", ["published_on", "paper_id"])
+    first = release.prepare(tables, schema.empty(schema.CAPTURES), None, [], "", day)
+    monkeypatch.setitem(release.ORDER, "papers", ["first_seen_at", "paper_id"])
+    bumped = {**tables, "sightings": schema.conform([{"listing_id": "c:0", "paper_id": "p0", "captured_at": day}],
+                                                    schema.SIGHTINGS)}
+    second = release.prepare(bumped, schema.empty(schema.CAPTURES),
+                             release.Tables(json.loads(first.files["manifest.json"]), first.files.get),
+                             [first.version], "", day)
+    for i, expected in enumerate([["p0", "p1"], ["p2", "p3"]]):
+        path = f"data/papers/train-{i:05d}-of-00002.parquet"
+        assert pl.read_parquet(second.files[path])["paper_id"].to_list() == expected
+        assert second.files[path] != first.files[path]
