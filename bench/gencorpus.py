@@ -59,6 +59,7 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--dups", type=float, default=2.0)
     ap.add_argument("--per-page", type=int, default=50)
+    ap.add_argument("--page-day", default="Nov 20", help="the day every page's header shows")
     a = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
     seeds = []
@@ -81,7 +82,7 @@ def main():
     rng.shuffle(listings)
     os.makedirs(a.out, exist_ok=True)
     header = ("new\n\nGet trending papers in your email inbox!\n\nSubscribe\n\nDaily Papers\n\n"
-              "byAK and the research community\n\nNov 20\n\n")
+              f"byAK and the research community\n\n{a.page_day}\n\n")
     for k in range(0, len(listings), a.per_page):
         page = listings[k:k + a.per_page]
         with open(os.path.join(a.out, f"page_{k // a.per_page:07d}.txt"), "w", encoding="utf-8") as fh:
