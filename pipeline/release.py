@@ -199,7 +199,8 @@ class Tables(Mapping):
         if files is None or index >= len(files) or files[index][1] != rows.height:
             return None
         kept = self._tables[name].slice(sum(height for _, height in files[:index]), rows.height)
-        same = kept.select(ORDER[name]).equals(rows.select(ORDER[name])) and kept.equals(rows)  # (the keys first: quick)
+        # (the sort keys compared first: a shard that differs usually differs there, at once)
+        same = kept.select(ORDER[name]).equals(rows.select(ORDER[name])) and kept.equals(rows)
         return self._read(files[index][0]) if same else None
 
     def __iter__(self):
@@ -240,7 +241,7 @@ def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
     files, parts = {}, {}
     for name in (*PUBLISHED, "changes"):
         for index, (path, part) in enumerate(shards(name, changes if name == "changes" else tables[name]).items()):
-            kept = previous.encoded(name, index, part) if isinstance(previous, Tables) and name in PUBLISHED else None
+            kept = previous.encoded(name, index, part) if isinstance(previous, Tables) else None
             if kept is None:
                 parts[path] = part
             else:
