@@ -59,7 +59,7 @@ def news(day: int, listings: pl.DataFrame, share: float = 0.01) -> pl.DataFrame:
                                      capture_id=pl.lit(f"d{day}-") + pl.col("capture_id"), captured_at=pl.lit(when),
                                      arxiv_id=pl.lit(None, pl.String)))
     recent = (listings.filter(pl.col("captured_at") >= when - dt.timedelta(days=14))
-              .unique("title_key", keep="last").head(2000))
+              .unique("title_key", keep="last", maintain_order=True).head(2000))  # (the same each run)
     again = recent.with_columns(listing_id=pl.lit(f"r{day}-") + pl.col("listing_id"),
                                 capture_id=pl.lit(f"r{day}-") + pl.col("capture_id"), captured_at=pl.lit(when),
                                 upvotes=pl.col("upvotes").fill_null(0) + 1 + day % 3)
@@ -112,6 +112,7 @@ def main() -> None:
         "repository_bytes_after_days": {args.days: growth[-1]},
         "repository_growth_per_day_bytes": round((growth[-1] - growth[0]) / args.days),
         "release_seconds_median": round(sorted(seconds)[len(seconds) // 2], 2),
+        "release_seconds_max": round(max(seconds), 2),  # a day the local repository is repacked
     }
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     results["release_churn"] = result

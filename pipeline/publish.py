@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -312,25 +313,58 @@ class LocalGitTarget:
     def _compact(self, deltas: bool) -> None:
         """Pack the repository with deltas when git is installed: a version's files share most of
         their bytes with the last one's (content-defined pages), which dulwich, writing each object
-        whole, does not use. git writes the new pack before removing the old objects, so a kill
-        midway leaves the repository whole. A repack reads every version, so it runs only once the
-        files written whole since the last one add up to the packs' size: its cost, spread over the
-        versions between, stays in proportion to a version, and the repository at most twice its
-        packed size (at a million listings, repacking after every version took 48 s of a 63 s
-        release). The first version has no earlier one to be a delta of (its files are different
-        tables and months), so it is packed without looking for deltas: at a million listings that
-        search took 9 s of the first release's 21 s and found none."""
+        whole, does not use. A repack reads every version, so it runs only once the files written
+        whole since the last one add up to the packs' size: its cost, spread over the versions
+        between, stays in proportion to a version, and the repository at most twice its packed size
+        (at a million listings, repacking after every version took 48 s of a 63 s release). The
+        first version has no earlier one to be a delta of (its files are different tables and
+        months), so it is packed without looking for deltas: at a million listings that search took
+        9 s of the first release's 21 s and found none.
+
+        Later ones look for each file's base among the four files before it in git's order, which
+        is by name, then size (`--window=4`; git's default is 10). git knows a file by the last 16
+        characters of its path, which every shard of every table shares (`…0-of-00002.parquet`),
+        so its window mostly held shards of other tables and places; here each file is named by a
+        hash of its path without the shard count (which changes as a table grows), so that the
+        versions of one file are next to each other. On a repository of three versions at a
+        million listings: 10.5 s instead of 38-44 s (`git repack -a -d`), the same 658 MB; 30 daily
+        versions of 100,000 papers packed from scratch: 243 MB in 43-50 s against 245 MB in 75 s
+        (two files before: 279 MB). git writes the new pack before the old ones and the loose
+        objects are removed, so a kill midway leaves the repository whole (some objects twice,
+        until the next repack)."""
         git = shutil.which("git")
         if git is None:
             return
         objects = self.path / ".git" / "objects"
         loose = sum(f.stat().st_size for d in objects.glob("[0-9a-f][0-9a-f]") for f in d.iterdir())
-        packed = sum(f.stat().st_size for f in (objects / "pack").glob("*.pack"))
-        if loose > packed:
-            # (without zlib: the Parquet is compressed already, and zlib took 7 s of a 20 s repack at 1M)
-            window = [] if deltas else ["--window=0"]
-            subprocess.run([git, "-C", str(self.path), "-c", "pack.compression=0", "repack", "-a", "-d", "-q",
-                            *window], capture_output=True, check=False)
+        packs = list((objects / "pack").glob("pack-*.pack"))
+        if loose <= sum(f.stat().st_size for f in packs):
+            return
+        run = [git, "-C", str(self.path)]
+        try:
+            listed = subprocess.run([*run, "rev-list", "--objects", "--all"], capture_output=True, text=True,
+                                    check=True).stdout.splitlines()
+            names = "".join(f"{sha} {_pack_name(path)}\n" if path else f"{sha}\n"
+                            for sha, _, path in (line.partition(" ") for line in listed))
+            # (without zlib: the Parquet is compressed already; zlib took 7 s of a 20 s repack at 1M)
+            new = subprocess.run([*run, "-c", "pack.compression=0", "pack-objects", "-q",
+                                  f"--window={4 if deltas else 0}", str(objects / "pack" / "pack")],
+                                 input=names, capture_output=True, text=True, check=True).stdout.strip()
+        except subprocess.CalledProcessError:
+            return  # the repository as it was, every version in it: packing is only its size
+        faults.point("release:compact:packed")
+        for pack in packs:
+            if pack.stem != f"pack-{new}":
+                for part in pack.parent.glob(pack.stem + ".*"):
+                    part.unlink()
+        subprocess.run([*run, "prune-packed", "-q"], capture_output=True, check=False)
+
+
+def _pack_name(path: str) -> str:
+    """The name git's delta search knows a file by: the same for each version of the file, even as
+    its shard count changes (`train-00001-of-00002` and `train-00001-of-00003`), and different in
+    its last 16 characters, the ones git looks at, from every other file's."""
+    return hashlib.sha256(re.sub(r"-of-\d+", "", path).encode()).hexdigest()[:16]
 
 
 class HubTarget:

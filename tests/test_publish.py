@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -202,10 +203,39 @@ def test_the_local_repository_is_repacked_once_its_loose_files_outweigh_its_pack
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="packing needs the git binary")
-def test_the_first_version_is_packed_without_deltas_and_a_later_one_as_deltas_of_it(tmp_path):
-    """The first version has two files that differ in one byte, which git's delta search would store
-    one as a delta of the other: it is packed without that search. A later version changes one byte
-    of a file and adds random bytes enough to be packed: its file is stored as a delta."""
+def test_a_kill_between_writing_the_new_pack_and_removing_the_old_leaves_every_version(tmp_path):
+    """The process killed once git has written the new pack and before the old pack and loose files
+    are removed: the repository holds every version, and the next repack leaves one pack."""
+    path = tmp_path / "releases"
+    first, second, third = (os.urandom(size) for size in (100_000, 150_000, 400_000))
+    (tmp_path / "1.bin").write_bytes(first)
+    (tmp_path / "2.bin").write_bytes(second)  # more than the first version's pack: packed at once
+    script = (f"import os; from pathlib import Path; from pipeline import publish\n"
+              f"target = publish.LocalGitTarget(Path({str(path)!r}))\n"
+              f"for n in (1, 2):\n"
+              f"    os.environ['PAPERS_FAULT'] = 'release:compact:packed' if n == 2 else ''\n"
+              f"    data = Path({str(tmp_path)!r}, f'{{n}}.bin').read_bytes()\n"
+              f"    commit = target.commit({{'a.bin': data}}, [], f'v{{n}}', target.head())\n"
+              f"    target.tag(f'v{{n}}', commit, f'v{{n}}')\n")
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert killed.returncode == -9 and "fault point release:compact:packed" in killed.stderr
+    pack_dir = path / ".git" / "objects" / "pack"
+    assert len(list(pack_dir.glob("*.pack"))) == 2  # the first version's pack and the new one
+    assert subprocess.run(["git", "-C", str(path), "fsck", "--strict"], capture_output=True).returncode == 0
+    target = publish.LocalGitTarget(path)
+    assert target.read("a.bin", "v1") == first and target.read("a.bin", "v2") == second
+    target.tag("v3", target.commit({"a.bin": third}, [], "v3", target.head()), "v3")  # outweighs both packs
+    assert len(list(pack_dir.glob("*.pack"))) == 1
+    assert [target.read("a.bin", v) for v in ("v1", "v2", "v3")] == [first, second, third]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="packing needs the git binary")
+def test_the_first_version_is_packed_without_deltas_and_each_later_file_as_a_delta(tmp_path):
+    """The first version's tables have files of the same name, two of them one byte apart, which
+    git's delta search would store one as a delta of the other: it is packed without that search.
+    The next version changes a byte of each, and the papers get a second shard, which renames the
+    first (`-of-00001` to `-of-00002`): no file is stored whole twice, the pack holds the first
+    version, the new shard and deltas of a few bytes."""
     target = publish.LocalGitTarget(tmp_path / "releases")
     pack_dir = tmp_path / "releases" / ".git" / "objects" / "pack"
 
@@ -216,11 +246,23 @@ def test_the_first_version_is_packed_without_deltas_and_a_later_one_as_deltas_of
                                             text=True, check=True).stdout.splitlines()]
         return sum(1 for f in lines if len(f) == 7 and f[1] == "blob")
 
-    text = os.urandom(100_000)
-    v1 = target.commit({"a.bin": text, "b.bin": text[:-1] + b"x"}, [], "v1", None)
+    def one_byte_changed(data: bytes) -> bytes:
+        return data[:-1] + bytes([data[-1] ^ 1])
+
+    size = 60_000
+    text = os.urandom(size)
+    old = {"papers": text, "sightings": bytes([text[0] ^ 1]) + text[1:], "changes": os.urandom(size)}
+    v1 = target.commit({f"data/{t}/train-00000-of-00001.parquet": data for t, data in old.items()}, [], "v1", None)
     target.tag("v1", v1, "v1")
     assert len(list(pack_dir.glob("*.pack"))) == 1 and deltas() == 0
-    v2 = target.commit({"a.bin": b"y" + text[1:], "c.bin": os.urandom(150_000)}, [], "v2", v1)
-    target.tag("v2", v2, "v2")  # 250 kB loose against a 200 kB pack: packed again, with deltas
-    assert len(list(pack_dir.glob("*.pack"))) == 1 and deltas() >= 2
-    assert target.read("a.bin", v2) == b"y" + text[1:] and target.read("b.bin", v1) == text[:-1] + b"x"
+    new = {t: one_byte_changed(data) for t, data in old.items()}
+    files = {f"data/{t}/train-00000-of-00001.parquet": new[t] for t in ("sightings", "changes")}
+    files |= {"data/papers/train-00000-of-00002.parquet": new["papers"],
+              "data/papers/train-00001-of-00002.parquet": os.urandom(size)}
+    v2 = target.commit(files, ["data/papers/train-00000-of-00001.parquet"], "v2", v1)
+    target.tag("v2", v2, "v2")  # 240 kB loose against a 180 kB pack: packed again, with deltas
+    packs = list(pack_dir.glob("*.pack"))
+    assert len(packs) == 1 and deltas() >= 3
+    assert packs[0].stat().st_size < 4 * size + 10_000  # whole: three files of v1 and the new shard
+    assert target.read("data/papers/train-00000-of-00002.parquet", v2) == new["papers"]
+    assert target.read("data/sightings/train-00000-of-00001.parquet", v1) == old["sightings"]
