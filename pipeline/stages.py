@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import dedup, faults, parse, publish, release, schema, store, validate, workers
+from pipeline import dedup, faults, parse, publish, release, schema, store, validate
 from pipeline.paths import DataDir
 from pipeline.sources.folder import folder_entries, import_folder, skipped_files
 
@@ -90,6 +90,7 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
     that break a row-level rule, check the table-level rules on the listings as they would be, and
     commit the new listings, rejects and parse records together (as new parts of those tables), or
     nothing. Only the columns the table-level rules read are read back from the listings."""
+    validate.prefetch()  # (on a day, 2.5 s of the stage's 5.5 s, while the listings are read)
     with store.exclusive(data_dir, "parse"):
         captures = store.read_table(data_dir, "captures")
         table_columns = validate.columns_read("listings", "listing_id", only=validate.BLOCK)
@@ -100,8 +101,6 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
             known = store.read_table(data_dir, "listings", columns=table_columns)
             done, recorded = _parsed_so_far(data_dir)
         todo = captures.join(done.select("capture_id"), on="capture_id", how="anti")
-        if workers.spread(todo.height):
-            validate.prefetch()
         new_listings, staged, new_rejects, quarantined, outcomes = _parse_checked(
             todo, data_dir, list(dict.fromkeys([*table_columns, "capture_id"])))
         with _discarded_on_error(staged):

@@ -76,7 +76,8 @@ class Report:
 
 def prefetch() -> None:
     """Import Great Expectations in the background (seconds of work for one core) while this
-    process waits on others, e.g. the parse workers; `validate` then finds it imported."""
+    process waits on others (the parse workers) or reads files (Polars, outside the GIL);
+    `validate` then finds it imported."""
     threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
 
 
