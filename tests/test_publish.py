@@ -231,11 +231,13 @@ def test_a_kill_between_writing_the_new_pack_and_removing_the_old_leaves_every_v
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="packing needs the git binary")
 def test_the_first_version_is_packed_without_deltas_and_each_later_file_as_a_delta(tmp_path):
-    """The first version's tables have files of the same name, two of them one byte apart, which
-    git's delta search would store one as a delta of the other: it is packed without that search.
-    The next version changes a byte of each, and the papers get a second shard, which renames the
-    first (`-of-00001` to `-of-00002`): no file is stored whole twice, the pack holds the first
-    version, the new shard and deltas of a few bytes."""
+    """The first version's six tables have files of one name and size, two of them one byte apart,
+    which git's delta search would store one as a delta of the other: it is packed without that
+    search. The next version changes a byte of each, and the papers get a second shard, which
+    renames the first (`-of-00001` to `-of-00002`): no file is stored whole twice, the pack holds
+    the first version, the new shard and deltas of a few bytes. (By git's own names, the last 16
+    characters of a path, the twelve files are alike, and a window of four holds no file's other
+    version.)"""
     target = publish.LocalGitTarget(tmp_path / "releases")
     pack_dir = tmp_path / "releases" / ".git" / "objects" / "pack"
 
@@ -249,20 +251,20 @@ def test_the_first_version_is_packed_without_deltas_and_each_later_file_as_a_del
     def one_byte_changed(data: bytes) -> bytes:
         return data[:-1] + bytes([data[-1] ^ 1])
 
-    size = 60_000
-    text = os.urandom(size)
-    old = {"papers": text, "sightings": bytes([text[0] ^ 1]) + text[1:], "changes": os.urandom(size)}
+    size, tables = 40_000, ("papers", "sightings", "aliases", "changes", "authors", "months")
+    old = {t: os.urandom(size) for t in tables}
+    old["sightings"] = bytes([old["papers"][0] ^ 1]) + old["papers"][1:]
     v1 = target.commit({f"data/{t}/train-00000-of-00001.parquet": data for t, data in old.items()}, [], "v1", None)
     target.tag("v1", v1, "v1")
     assert len(list(pack_dir.glob("*.pack"))) == 1 and deltas() == 0
     new = {t: one_byte_changed(data) for t, data in old.items()}
-    files = {f"data/{t}/train-00000-of-00001.parquet": new[t] for t in ("sightings", "changes")}
+    files = {f"data/{t}/train-00000-of-00001.parquet": new[t] for t in tables if t != "papers"}
     files |= {"data/papers/train-00000-of-00002.parquet": new["papers"],
               "data/papers/train-00001-of-00002.parquet": os.urandom(size)}
     v2 = target.commit(files, ["data/papers/train-00000-of-00001.parquet"], "v2", v1)
-    target.tag("v2", v2, "v2")  # 240 kB loose against a 180 kB pack: packed again, with deltas
+    target.tag("v2", v2, "v2")  # 280 kB loose against a 240 kB pack: packed again, with deltas
     packs = list(pack_dir.glob("*.pack"))
-    assert len(packs) == 1 and deltas() >= 3
-    assert packs[0].stat().st_size < 4 * size + 10_000  # whole: three files of v1 and the new shard
+    assert len(packs) == 1 and deltas() >= len(tables)
+    assert packs[0].stat().st_size < (len(tables) + 1) * size + 10_000  # whole: v1's files and the new shard
     assert target.read("data/papers/train-00000-of-00002.parquet", v2) == new["papers"]
     assert target.read("data/sightings/train-00000-of-00001.parquet", v1) == old["sightings"]
