@@ -101,7 +101,9 @@ def test_the_rate_limit_holds_over_a_backfill(tmp_path):
     assert len(times) == 12
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert rate <= 4.2, rate
-    assert min(b - a for a, b in zip(times, times[1:])) >= 0.2
+    # Any four gaps span a second: the times are the server's, so each arrival may be late by the
+    # machine's scheduling (one gap of 0.19 s was seen beside the kill tests), not by the limiter.
+    assert min(b - a for a, b in zip(times, times[4:])) >= 1.0 - 0.1
 
 
 def test_days_after_today_are_not_asked_for(tmp_path):
