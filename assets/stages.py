@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from assets import metadata, sources
 from assets.resources import DataDirResource, ReleaseTargetResource
@@ -175,27 +176,30 @@ def resolve_papers(context: dg.AssetExecutionContext, config: ResolveConfig, dat
     data_dir = datadir.get()
     with user_errors(data_dir):
         done = stages.resolve(data_dir, release_target.get(data_dir), config.full_refresh)
-    resolution = done.resolution
-    papers, merges = resolution.papers, resolution.merges
+    merges = done.merges
+    papers = done.papers.lazy().select("published_on", "upvotes", "arxiv_id", "n_sightings").collect()
+    aliases = done.aliases.lazy().select(pl.len()).collect().item()
     by_rule = metadata.counts_by(merges, "rule")
-    context.log.info(f"resolved {done.listings} listings into {papers.height} papers; rules {by_rule}; "
-                     + ("committed" if done.committed else "NOT committed: the papers suite failed"))
+    state = ("committed" if done.committed else "no listings since the last resolution: the tables as committed"
+             if done.unchanged else "NOT committed: the papers suite failed")
+    context.log.info(f"resolved {done.listings} listings into {papers.height} papers; rules {by_rule}; {state}")
     yield dg.MaterializeResult(asset_key="papers", metadata={
-        **metadata.table(papers, data_dir.table("papers"), ["paper_id", "title", "published_on", "upvotes", "n_sightings"]),
+        **metadata.table(done.papers, data_dir.table("papers"),
+                         ["paper_id", "title", "published_on", "upvotes", "n_sightings"]),
         "committed": done.committed,
         "duplicates_merged": done.listings - papers.height,
-        "aliases": resolution.aliases.height,
+        "aliases": aliases,
         "summary": metadata.summary(f"{papers.height:,} papers from {done.listings:,} listings", {
             "with an arXiv id": f"{papers['arxiv_id'].is_not_null().sum():,}",
             "seen more than once": f"{(papers['n_sightings'] > 1).sum():,}",
             "merged by rule": ", ".join(f"{rule} {n:,}" for rule, n in by_rule.items()),
-            "new ids that became aliases": f"{resolution.aliases.height:,}"}),
+            "new ids that became aliases": f"{aliases:,}"}),
         "papers_per_day": metadata.plot(charts.papers_per(papers, "%Y-%m-%d", "Papers per day (last 60 days)", 60),
                                         "papers per day"),
         "upvotes": metadata.plot(charts.upvotes_histogram(papers), "papers by upvotes"),
     })
     yield dg.MaterializeResult(asset_key="sightings", metadata={
-        **metadata.table(resolution.sightings, data_dir.table("sightings")), "committed": done.committed})
+        **metadata.table(done.sightings, data_dir.table("sightings")), "committed": done.committed})
     yield dg.MaterializeResult(asset_key="merges", metadata={
         **metadata.table(merges, data_dir.table("merges")), "committed": done.committed, "by_rule": by_rule})
     yield contract_check(done.report, "papers_contract", "papers")

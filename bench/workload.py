@@ -11,7 +11,9 @@ script, in the same session.
    own records;
 4. an incremental day: 1 % new listings (another seed) through `papers run --captures <day>` on top;
    its pages show the corpus's day, so they are captured at the same time as the corpus;
-5. the next day: 1 % new listings again (a third seed), on pages of the day after, on top.
+5. the next day: 1 % new listings again (a third seed), on pages of the day after, on top;
+6. an empty day: `papers run --captures <an empty folder>` on top (a day the site showed nothing
+   new, or a scheduled run with nothing to do).
 
 Adds `workload` to `bench/results.json`.
 """
@@ -90,7 +92,10 @@ def main() -> None:
           f"steps {result['papers_run']['steps_s']}", file=sys.stderr)
     result["incremental_day"] = papers_run(day, data)
     result["next_day"] = papers_run(next_day, data)
-    for name in ("incremental_day", "next_day"):
+    empty = args.work / "empty-day"
+    empty.mkdir(exist_ok=True)
+    result["empty_day"] = papers_run(empty, data)
+    for name in ("incremental_day", "next_day", "empty_day"):
         result[name]["share_of_full_run"] = round(result[name]["wall_s"] / result["papers_run"]["wall_s"], 3)
     result["papers_run_over_pandas"] = round(result["papers_run"]["wall_s"] / result["pandas"]["wall_s"], 2)
     if not args.keep:

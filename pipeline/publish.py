@@ -115,10 +115,10 @@ def plan(prepared: release.Prepared, previous_manifest: dict) -> tuple[dict[str,
 
 
 def prepare(target: Target, current: Latest, tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
-            now: dt.datetime, allow_removals: bool = False) -> release.Prepared | None:
+            now: dt.datetime, allow_removals: bool = False, made_from: dict | None = None) -> release.Prepared | None:
     """The next version for this target, or None when the data equal its latest version's."""
     return release.prepare(tables, captures, current.tables, list(target.tags()), current.changelog, now,
-                           getattr(target, "repo_id", None), allow_removals)
+                           getattr(target, "repo_id", None), allow_removals, made_from)
 
 
 def publish(target: Target, prepared: release.Prepared, previous: Latest) -> Published:

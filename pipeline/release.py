@@ -3,7 +3,8 @@
     README.md                 dataset card
     papers_per_month.png      the card's chart
     CHANGELOG.md              one section per version, newest first
-    manifest.json             version, created_at, code version, row counts, files, captures
+    manifest.json             version, created_at, code version, row counts, files, captures,
+                              the stored files the tables were read from
     data/papers/train-00000-of-0000N.parquet     config "papers" (default)
     data/sightings/train-00000-of-0000N.parquet  config "sightings"
     data/changes/…, data/aliases/…               configs "changes" and "aliases" (left out while empty)
@@ -226,9 +227,12 @@ def removals(changes: pl.DataFrame, previous_papers: int, latest: str | None, al
 
 def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
             previous: Mapping[str, pl.DataFrame] | None, existing_tags: list[str], old_changelog: str,
-            now: dt.datetime, repo_id: str | None = None, allow_removals: bool = False) -> Prepared | None:
+            now: dt.datetime, repo_id: str | None = None, allow_removals: bool = False,
+            made_from: dict | None = None) -> Prepared | None:
     """The files of the next version (`tables`: papers, sightings, aliases), or None when the data
-    equal the previous version's. Raises ReleaseRefused as `removals` says."""
+    equal the previous version's. Raises ReleaseRefused as `removals` says. `made_from` (table ->
+    the sha256 of the stored files it was read from) goes into the manifest, so that the next
+    release from the same files knows them unchanged without reading them."""
     tables = {name: canonical(name, tables[name]) for name in PUBLISHED}
     if previous is not None and all(tables[t].equals(canonical(t, previous[t])) for t in PUBLISHED):
         return None
@@ -264,6 +268,7 @@ def prepare(tables: dict[str, pl.DataFrame], captures: pl.DataFrame,
         "files": {path: {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
                   for path, data in sorted(files.items())},
         "captures": sorted(captures["capture_id"].to_list()),
+        **({"made_from": made_from} if made_from is not None else {}),
     }
     files["manifest.json"] = (json.dumps(manifest, indent=2) + "\n").encode()
     return Prepared(version, created_at, files, changes, section, counts)

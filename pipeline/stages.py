@@ -89,18 +89,24 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
     """Parse the captures not parsed yet (all of them with `full_refresh`), quarantine the new rows
     that break a row-level rule, check the table-level rules on the listings as they would be, and
     commit the new listings, rejects and parse records together (as new parts of those tables), or
-    nothing. Only the columns the table-level rules read are read back from the listings."""
-    validate.prefetch()  # (on a day, 2.5 s of the stage's 5.5 s, while the listings are read)
+    nothing. Only the columns the table-level rules read are read back from the listings. With
+    nothing to parse, listings that their last audit passed by the suite as it is now are only
+    checked to be the files committed (the suite changed: its table-level rules run again)."""
     with store.exclusive(data_dir, "parse"):
         captures = store.read_table(data_dir, "captures")
-        table_columns = validate.columns_read("listings", "listing_id", only=validate.BLOCK)
-        if full_refresh:
-            known = schema.empty({c: schema.LISTINGS[c] for c in table_columns})
-            done, recorded = schema.empty(schema.PARSED), True
-        else:
-            known = store.read_table(data_dir, "listings", columns=table_columns)
-            done, recorded = _parsed_so_far(data_dir)
+        done, recorded = (schema.empty(schema.PARSED), True) if full_refresh else _parsed_so_far(data_dir)
         todo = captures.join(done.select("capture_id"), on="capture_id", how="anti")
+        audit = (store.read_ledger(data_dir).get("listings") or {}).get("audit") or {}
+        if not full_refresh and recorded and not todo.height and _audited_as_is(audit, "listings"):
+            # Nothing to parse, and the listings as the suite audited them: nothing to check again.
+            store.check(data_dir, "listings")
+            report = validate.Report("listings", validate.as_audited("listings", audit, only=validate.BLOCK))
+            return Parsed(store.scan_table(data_dir, "listings"), store.scan_table(data_dir, "rejects"), 0,
+                          captures.height, 0, 0, 0, report, False)
+        validate.prefetch()  # (on a day, 2.5 s of the stage's 5.5 s, while the listings are read)
+        table_columns = validate.columns_read("listings", "listing_id", only=validate.BLOCK)
+        known = (schema.empty({c: schema.LISTINGS[c] for c in table_columns}) if full_refresh
+                 else store.read_table(data_dir, "listings", columns=table_columns))
         new_listings, staged, new_rejects, quarantined, outcomes = _parse_checked(
             todo, data_dir, list(dict.fromkeys([*table_columns, "capture_id"])))
         with _discarded_on_error(staged):
@@ -208,16 +214,28 @@ def _parsed_so_far(data_dir: DataDir) -> tuple[pl.DataFrame, bool]:
 
 
 def _audit(report: validate.Report, **facts) -> dict:
-    return {"suite": report.suite, "passed": not report.blocking_failures,
-            "failed_expectations": sorted(o.rule for o in report.failed), **facts}
+    return {"suite": report.suite, "suite_sha256": validate.fingerprint(report.suite),
+            "passed": not report.blocking_failures, "failed_expectations": sorted(o.rule for o in report.failed),
+            **facts}
+
+
+def _audited_as_is(audit: dict, suite: str) -> bool:
+    """Whether an audit (of tables that have not changed since) passed, by the suite as it is now."""
+    return (bool(audit.get("passed")) and audit.get("suite") == suite
+            and audit.get("suite_sha256") == validate.fingerprint(suite))
 
 
 @dataclass
 class Resolved:
-    resolution: dedup.Resolution
+    # The tables as resolved, or (unchanged) as committed, lazily: read only for what is shown.
+    papers: pl.DataFrame | pl.LazyFrame
+    sightings: pl.DataFrame | pl.LazyFrame
+    merges: pl.DataFrame | pl.LazyFrame
+    aliases: pl.DataFrame | pl.LazyFrame
     listings: int
     report: validate.Report
     committed: bool
+    unchanged: bool = False  # no listings since the last resolution: the tables as committed
 
 
 RESOLVED_TABLES = ("papers", "sightings", "merges", "aliases", "resolver_state", "records")
@@ -235,12 +253,25 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
     them. The audit records the parts of `listings` the resolution was made from. When the listings
     are those parts and new ones after them (parse only adds parts), only the new parts are matched;
     of the earlier ones, only the rows of the papers the new listings reach are read. The state is
-    read without the records' normalised abstracts: resolution reads the few it compares."""
+    read without the records' normalised abstracts: resolution reads the few it compares. When the
+    listings are exactly those parts, and the audit passed by the papers suite as it is now, there
+    is nothing to resolve: the tables are only checked to be the files committed, and returned as
+    scans (at a million listings, 2 s instead of 14 to 21)."""
     with store.exclusive(data_dir, "resolve"):
         ledger = store.read_ledger(data_dir)
         parts = store.parts(data_dir, "listings")
+        audit = (ledger.get("papers") or {}).get("audit") or {}
+        if (not full_refresh and {"records", "resolver_state"} <= ledger.keys()
+                and audit.get("listings") == [part["sha256"] for part in parts] and _audited_as_is(audit, "papers")):
+            # Resolved from these very listings, and audited by the suite as it is: as committed.
+            names = ("papers", "sightings", "merges", "aliases")
+            store.check(data_dir, *names)
+            return Resolved(*(store.scan_table(data_dir, name) for name in names),
+                            listings=sum(part["rows"] for part in parts),
+                            report=validate.Report("papers", validate.as_audited("papers", audit)),
+                            committed=False, unchanged=True)
         state, signed, abstracts = (None, None, None) if full_refresh else _state(data_dir)
-        consumed = ((ledger.get("papers") or {}).get("audit") or {}).get("listings") if state is not None else None
+        consumed = audit.get("listings") if state is not None else None
         earlier = None
         if consumed is not None and [part["sha256"] for part in parts[:len(consumed)]] == consumed:
             earlier = store.scan_parts(data_dir, "listings", parts[:len(consumed)])
@@ -276,7 +307,8 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
                 out["records"] = staged
             store.write_tables(data_dir, out, label="resolve", appended=None if signed is None else {"records": staged},
                                audit=_audit(report, listings=[part["sha256"] for part in parts]))
-        return Resolved(resolution, sum(part["rows"] for part in parts), report, committed)
+        return Resolved(resolution.papers, resolution.sightings, resolution.merges, resolution.aliases,
+                        sum(part["rows"] for part in parts), report, committed)
 
 
 def _resolve_staging_records(data_dir: DataDir, signed: pl.DataFrame | None, *args) -> tuple[
@@ -337,7 +369,9 @@ def release_tables(data_dir: DataDir, target: publish.Target, now: dt.datetime, 
                    dry_run: bool = False) -> Release:
     """Publish the audited tables as the next version on `target`, if they changed. Refuses (with
     `store.NotAudited` or `release.ReleaseRefused`) tables without a passed audit and a version that
-    would remove papers the previous one had, unless `allow_removals`. A dry run writes nothing."""
+    would remove papers the previous one had, unless `allow_removals`. A dry run writes nothing.
+    Tables that are the very files the latest version was made from (its manifest's `made_from`)
+    are not read: they are only checked to be those files."""
     if dry_run:
         return _prepare(data_dir, target, now, allow_removals)
     with store.exclusive(data_dir, "release"):
@@ -352,9 +386,14 @@ def release_tables(data_dir: DataDir, target: publish.Target, now: dt.datetime, 
 
 def _prepare(data_dir: DataDir, target: publish.Target, now: dt.datetime, allow_removals: bool,
              current: publish.Latest | None = None) -> Release:
-    tables = store.audited(data_dir, RELEASE_INPUTS)
+    made_from = {name: files for name, files in store.audited_files(data_dir, RELEASE_INPUTS).items()
+                 if name in release.PUBLISHED}
     current = current if current is not None else publish.latest(target)
+    if current.manifest.get("made_from") == made_from:  # the very files the latest version was made from
+        store.check(data_dir, *release.PUBLISHED)
+        return Release(current, None)
+    tables = store.audited(data_dir, RELEASE_INPUTS)
     prepared = publish.prepare(target, current, {name: tables[name] for name in release.PUBLISHED},
-                               tables["captures"], now, allow_removals)
+                               tables["captures"], now, allow_removals, made_from)
     plan = publish.plan(prepared, current.manifest) if prepared is not None else ({}, [])
     return Release(current, prepared, plan=plan)

@@ -32,6 +32,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import faults, schema
+from pipeline import faults, schema, workers
 from pipeline.paths import DataDir
 
 # captures last: its view counts the listings and rejects of each capture.
@@ -399,6 +400,17 @@ def read_table(data_dir: DataDir, name: str, columns: list[str] | None = None,
     return pl.concat(frames) if frames else schema.empty(wanted)
 
 
+def check(data_dir: DataDir, *names: str) -> None:
+    """Check committed tables' files as `read_table` does, without reading their rows: for a stage
+    that has nothing to add to tables it would otherwise have read. (The files are hashed on every
+    core: hashlib works outside the GIL.)"""
+    ledger = read_ledger(data_dir)
+    files = [(data_dir.tables / part["file"], name, part["sha256"])
+             for name in names if name in ledger for part in _parts(data_dir, name, ledger[name])]
+    with ThreadPoolExecutor(workers.cores()) as pool:
+        list(pool.map(lambda file: _checked(*file), files))
+
+
 def scan_parts(data_dir: DataDir, name: str, only: list[dict]) -> pl.LazyFrame:
     """Parts of a table, lazily, in the current schema: for reading some of their rows or columns
     without holding the whole table. Each part is checked first as `read_table` checks it (its
@@ -457,10 +469,11 @@ def _damaged(path: Path, err: Exception) -> StoreError:
                       f"{str(err).splitlines()[0] if str(err) else ''}): restore it from a backup, or {REBUILD}")
 
 
-def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.DataFrame]:
-    """The tables named in `suites` (table -> the suite that must have passed on it, or None for a
-    table that only has to be as committed), read only if each is the file the ledger records and
-    its audit passed; otherwise `NotAudited` (or `StoreError`), saying which table and what to do."""
+def audited_files(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, list[str]]:
+    """The sha256 of each committed file of the tables named in `suites` (table -> the suite that
+    must have passed on it, or None for a table that only has to be as committed), if each has a
+    commit whose audit passed; otherwise `NotAudited`, saying which table and what to do. The
+    files themselves are not read."""
     ledger = read_ledger(data_dir)
     for name, suite in suites.items():
         audit = (ledger.get(name) or {}).get("audit") or {}
@@ -468,6 +481,13 @@ def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.Da
             raise NotAudited(f"{location(data_dir, name)} has no audited commit: nothing to publish; run `papers run` first")
         if suite is not None and not (audit.get("suite") == suite and audit.get("passed")):
             raise NotAudited(f"{location(data_dir, name)} has not passed the {suite} suite: run `papers run` to audit it")
+    return {name: [part["sha256"] for part in _parts(data_dir, name, ledger[name])] for name in suites}
+
+
+def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.DataFrame]:
+    """The tables named in `suites` as `audited_files` allows, each read only if it is the file the
+    ledger records (`StoreError` otherwise)."""
+    audited_files(data_dir, suites)
     return {name: read_table(data_dir, name) for name in suites}
 
 

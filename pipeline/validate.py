@@ -20,6 +20,7 @@ published_on" then holds for a page saved just after midnight east of UTC.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib
 import json
 import logging
@@ -81,11 +82,32 @@ def prefetch() -> None:
     threading.Thread(target=importlib.import_module, args=("great_expectations",), daemon=True).start()
 
 
-def load_suite(name: str, suites_dir: Path = SUITES_DIR) -> dict:
+def _suite_file(name: str, suites_dir: Path) -> Path:
     path = suites_dir / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"no expectation suite {path}")
-    return json.loads(path.read_text())
+    return path
+
+
+def load_suite(name: str, suites_dir: Path = SUITES_DIR) -> dict:
+    return json.loads(_suite_file(name, suites_dir).read_text())
+
+
+def fingerprint(suite_name: str, suites_dir: Path | None = None) -> str:
+    """The sha256 of a suite's file. An audit records it: a table that has not changed since an
+    audit by the suite as it is now need not be audited again."""
+    return hashlib.sha256(_suite_file(suite_name, suites_dir or SUITES_DIR).read_bytes()).hexdigest()
+
+
+def as_audited(suite_name: str, audit: dict, only: str | None = None) -> list[Outcome]:
+    """The outcome of each rule of a suite (those of policy `only`, if given) as an `audit` of the
+    stages recorded it (the rules that failed, by name), for a table that has not changed since
+    that audit by the same suite: what running the suite again would find, without its counts."""
+    failed = set(audit.get("failed_expectations") or [])
+    return [Outcome(rule=rule_name(e["type"], e["kwargs"]), columns=columns_of(e["kwargs"]),
+                    success=rule_name(e["type"], e["kwargs"]) not in failed,
+                    on_failure=(e.get("meta") or {}).get("on_failure", BLOCK))
+            for e in _suite(suite_name, None, only)["expectations"]]
 
 
 def columns_of(kwargs: dict) -> list[str]:

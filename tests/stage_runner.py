@@ -21,7 +21,7 @@ def main(data: str, captures: str) -> None:
     stages.capture(data_dir, Path(captures))
     if stages.parse_new(data_dir).report.blocking_failures:
         sys.exit("blocked by the listings suite")
-    if not stages.resolve(data_dir, target).committed:
+    if stages.resolve(data_dir, target).report.blocking_failures:
         sys.exit("blocked by the papers suite")
     stages.catalog(data_dir)
     stages.release_tables(data_dir, target, dt.datetime.now(dt.timezone.utc))

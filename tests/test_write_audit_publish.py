@@ -91,6 +91,49 @@ def test_an_empty_day_is_parsed_once_and_never_fails(data_dir, captures_copy):
     assert parsed.height == len(SAMPLE_FILES) + 1
 
 
+def test_a_run_with_nothing_new_neither_reads_nor_checks_nor_writes_the_tables_again(data_dir, captures_copy,
+                                                                                      monkeypatch):
+    from pipeline import dedup, store
+
+    assert materialize(data_dir, captures_copy).success
+    files = {p: p.read_bytes() for p in (data_dir / "tables").rglob("*") if p.is_file()}
+    ledger = json.loads((data_dir / "tables" / "ledger.json").read_text())
+    manifest = json.loads((data_dir / "releases" / "manifest.json").read_text())
+    # the version says which stored files it was made from
+    assert manifest["made_from"] == {name: [ledger[name]["sha256"]] for name in ("papers", "sightings", "aliases")}
+    reads, work = [], []
+    read_table = store.read_table
+    monkeypatch.setattr(store, "read_table", lambda d, name, *a, **k: reads.append(name) or read_table(d, name, *a, **k))
+    monkeypatch.setattr(store, "scan_parts", lambda d, name, only: reads.append(name))
+    monkeypatch.setattr(dedup, "resolve", lambda *a, **k: work.append("resolve"))
+    monkeypatch.setattr(validate.Validator, "run", lambda *a, **k: work.append("validate"))
+
+    result = materialize(data_dir, captures_copy)
+    assert result.success and work == []
+    assert sorted(reads) == ["captures", "parsed"]  # what tells that nothing is new
+    assert {p: p.read_bytes() for p in (data_dir / "tables").rglob("*") if p.is_file()} == files
+    # the checks report the tables as their audit found them, rule by rule
+    table_rules = [e for e in validate.load_suite("listings")["expectations"] if e["meta"]["on_failure"] == "block"]
+    found = checks(result)
+    assert found["listings_contract"].passed and found["papers_contract"].passed
+    assert found["listings_contract"].metadata["expectations"].value == len(table_rules)
+    assert found["papers_contract"].metadata["expectations"].value == len(validate.load_suite("papers")["expectations"])
+    release = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "release"]
+    assert release[0].materialization.metadata["published"].value is False
+
+
+@pytest.mark.parametrize("suite", ["listings", "papers"])
+def test_a_changed_suite_audits_the_tables_again_though_nothing_is_new(data_dir, captures_copy, tmp_path,
+                                                                       monkeypatch, suite):
+    assert materialize(data_dir, captures_copy).success
+    blocking_row_count(suite, 1, tmp_path, monkeypatch)  # the samples give more than one row
+    result = materialize(data_dir, captures_copy)
+    check = checks(result)[f"{suite}_contract"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert "expect_table_row_count_to_be_between" in check.metadata["blocking_failures"].value
+    assert "release" not in {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+
+
 def stricter_papers_suite(tmp_path, monkeypatch):
     """An operator tightens the papers contract: no paper may have more than 2 upvotes, a blocking
     rule (`later_page` gives its paper 3)."""
