@@ -256,7 +256,7 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
     read without the records' normalised abstracts: resolution reads the few it compares. When the
     listings are exactly those parts, and the audit passed by the papers suite as it is now, there
     is nothing to resolve: the tables are only checked to be the files committed, and returned as
-    scans (at a million listings, 2 s instead of 14 to 21)."""
+    scans (at a million listings, 2 to 3 s instead of 14 to 21)."""
     with store.exclusive(data_dir, "resolve"):
         ledger = store.read_ledger(data_dir)
         parts = store.parts(data_dir, "listings")
