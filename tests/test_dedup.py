@@ -310,6 +310,8 @@ def test_signatures_signed_in_threads_are_those_signed_in_one_chunk(monkeypatch)
     records = pl.DataFrame({"title_key": [f"title {i % 5}" for i in range(7)],
                             "abstract_key": [texts[i % 5] for i in range(7)]})
     whole = dedup.signatures(records)
+    alone = np.concatenate([dedup.signatures(records.slice(i, 1)) for i in range(records.height)])
+    assert np.array_equal(alone, whole)  # a matrix of one row cannot put a value in another's row
     monkeypatch.setattr(dedup, "SIGN_CHUNK", 2)
     chunked = dedup.signatures(records)
     assert chunked.shape == (7, dedup.NUM_PERM) and np.array_equal(chunked, whole)
