@@ -139,8 +139,9 @@ released under Apache-2.0.
 
 ## Files
 
-`manifest.json` lists every file with its size and sha256, the row counts and the captures this
-version was built from; `CHANGELOG.md` says what each version changed.
+`manifest.json` lists every file with its size and sha256, the row counts, the captures this
+version was built from and the pipeline's stored tables it was read from; `CHANGELOG.md` says
+what each version changed.
 """
     return str(DatasetCard(f"---\n{card_data(papers.height, configs).to_yaml()}\n---\n{body}"))
 

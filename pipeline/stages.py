@@ -96,7 +96,7 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
         captures = store.read_table(data_dir, "captures")
         done, recorded = (schema.empty(schema.PARSED), True) if full_refresh else _parsed_so_far(data_dir)
         todo = captures.join(done.select("capture_id"), on="capture_id", how="anti")
-        audit = (store.read_ledger(data_dir).get("listings") or {}).get("audit") or {}
+        audit = store.last_audit(store.read_ledger(data_dir), "listings")
         if not full_refresh and recorded and not todo.height and _audited_as_is(audit, "listings"):
             # Nothing to parse, and the listings as the suite audited them: nothing to check again.
             store.check(data_dir, "listings")
@@ -260,7 +260,7 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
     with store.exclusive(data_dir, "resolve"):
         ledger = store.read_ledger(data_dir)
         parts = store.parts(data_dir, "listings")
-        audit = (ledger.get("papers") or {}).get("audit") or {}
+        audit = store.last_audit(ledger, "papers")
         if (not full_refresh and {"records", "resolver_state"} <= ledger.keys()
                 and audit.get("listings") == [part["sha256"] for part in parts] and _audited_as_is(audit, "papers")):
             # Resolved from these very listings, and audited by the suite as it is: as committed.
@@ -392,7 +392,7 @@ def _prepare(data_dir: DataDir, target: publish.Target, now: dt.datetime, allow_
     if current.manifest.get("made_from") == made_from:  # the very files the latest version was made from
         store.check(data_dir, *release.PUBLISHED)
         return Release(current, None)
-    tables = store.audited(data_dir, RELEASE_INPUTS)
+    tables = {name: store.read_table(data_dir, name) for name in RELEASE_INPUTS}  # (each checked as it is read)
     prepared = publish.prepare(target, current, {name: tables[name] for name in release.PUBLISHED},
                                tables["captures"], now, allow_removals, made_from)
     plan = publish.plan(prepared, current.manifest) if prepared is not None else ({}, [])

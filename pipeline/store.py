@@ -469,6 +469,11 @@ def _damaged(path: Path, err: Exception) -> StoreError:
                       f"{str(err).splitlines()[0] if str(err) else ''}): restore it from a backup, or {REBUILD}")
 
 
+def last_audit(ledger: dict, name: str) -> dict:
+    """The audit of a table's last commit, as the ledger records it ({} if none)."""
+    return (ledger.get(name) or {}).get("audit") or {}
+
+
 def audited_files(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, list[str]]:
     """The sha256 of each committed file of the tables named in `suites` (table -> the suite that
     must have passed on it, or None for a table that only has to be as committed), if each has a
@@ -476,19 +481,12 @@ def audited_files(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str,
     files themselves are not read."""
     ledger = read_ledger(data_dir)
     for name, suite in suites.items():
-        audit = (ledger.get(name) or {}).get("audit") or {}
+        audit = last_audit(ledger, name)
         if name not in ledger:
             raise NotAudited(f"{location(data_dir, name)} has no audited commit: nothing to publish; run `papers run` first")
         if suite is not None and not (audit.get("suite") == suite and audit.get("passed")):
             raise NotAudited(f"{location(data_dir, name)} has not passed the {suite} suite: run `papers run` to audit it")
     return {name: [part["sha256"] for part in _parts(data_dir, name, ledger[name])] for name in suites}
-
-
-def audited(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str, pl.DataFrame]:
-    """The tables named in `suites` as `audited_files` allows, each read only if it is the file the
-    ledger records (`StoreError` otherwise)."""
-    audited_files(data_dir, suites)
-    return {name: read_table(data_dir, name) for name in suites}
 
 
 def write_catalog(data_dir: DataDir) -> Path:
