@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 
+import polars as pl
 import pytest
 
 from pipeline import parse
@@ -172,3 +173,39 @@ def test_utf16_with_bom_is_read():
 def test_the_compact_layout_is_told_by_its_first_two_lines(text, compact):
     page = text.format(*text_compact.HEADER)
     assert text_compact.looks_like(page) is compact
+
+
+def test_captures_parsed_together_give_each_listing_its_own_capture(tmp_path):
+    # (a chunk of captures sets the capture's fields by column; each row must still get its own)
+    entries = [{"title": f"Paper {i}", "abstract": f"Abstract {i}."} for i in range(5)]
+    pages = [
+        compact_page(entries[:3]).encode(),
+        b"\xff\xfe\x00\xd8 not text",  # one reject for the whole page, no listing
+        json.dumps([api_item({"title": "From the API", "abstract": "A.", "arxiv_id": "2603.00007",
+                              "published_on": dt.date(2026, 3, 5)}), "not an item"]).encode(),
+        compact_page([]).encode(),  # no entry at all
+        compact_page(entries[3:]).encode(),
+    ]
+    captures = []
+    for n, data in enumerate(pages):
+        fmt = parse.detect(data)
+        (tmp_path / f"page{n}").write_bytes(data)
+        captures.append({"capture_id": f"c{n}", "format": fmt, "source": ["src_a", "src_b"][n % 2],
+                         "origin": f"page{n}", "params": "{}", "n_bytes": len(data), "raw_path": f"page{n}",
+                         "captured_at": NOW + dt.timedelta(hours=n)})
+    listings, rejects = parse.parse_captures(pl.DataFrame(captures), tmp_path)
+
+    by_id = {c["capture_id"]: c for c in captures}
+    rows = listings.to_dicts()
+    assert [r["title"] for r in rows] == ["Paper 0", "Paper 1", "Paper 2", "From the API", "Paper 3", "Paper 4"]
+    assert [(r["capture_id"], r["position"]) for r in rows] == [("c0", 0), ("c0", 1), ("c0", 2), ("c2", 0),
+                                                                ("c4", 0), ("c4", 1)]
+    for r in rows:
+        assert r["listing_id"] == f"{r['capture_id']}:{r['position']}"
+        assert (r["captured_at"], r["source"]) == (by_id[r["capture_id"]]["captured_at"],
+                                                   by_id[r["capture_id"]]["source"])
+    assert sorted((r["capture_id"], r["position"], r["rule"]) for r in rejects.to_dicts()) == [
+        ("c1", None, "undecodable"), ("c2", 1, "bad_item")]
+    # one capture at a time, as the CLI's `parse` command does it, gives the same rows
+    alone = [parse.to_frames(*parse.parse_capture(c, (tmp_path / c["raw_path"]).read_bytes()))[0] for c in captures]
+    assert listings.equals(pl.concat(alone))
