@@ -395,8 +395,9 @@ def read_table(data_dir: DataDir, name: str, columns: list[str] | None = None,
                              f"restore the ledger from a backup, or {REBUILD}")
         path = data_dir.table(name)  # a table from before the ledger
         return _read(path, name, wanted) if path.exists() else schema.empty(wanted)
-    frames = [_read(data_dir.tables / part["file"], name, wanted, part["sha256"])
-              for part in (_parts(data_dir, name, entry) if only is None else only)]
+    files = [(data_dir.tables / part["file"], name, part["sha256"])
+             for part in (_parts(data_dir, name, entry) if only is None else only)]
+    frames = [_read_checked(file[0], present, wanted) for file, present in zip(files, _checked_all(files))]
     return pl.concat(frames) if frames else schema.empty(wanted)
 
 
@@ -405,22 +406,18 @@ def check(data_dir: DataDir, *names: str) -> None:
     that has nothing to add to tables it would otherwise have read. (The files are hashed on every
     core: hashlib works outside the GIL.)"""
     ledger = read_ledger(data_dir)
-    files = [(data_dir.tables / part["file"], name, part["sha256"])
-             for name in names if name in ledger for part in _parts(data_dir, name, ledger[name])]
-    with ThreadPoolExecutor(workers.cores()) as pool:
-        list(pool.map(lambda file: _checked(*file), files))
+    _checked_all([(data_dir.tables / part["file"], name, part["sha256"])
+                  for name in names if name in ledger for part in _parts(data_dir, name, ledger[name])])
 
 
 def scan_parts(data_dir: DataDir, name: str, only: list[dict]) -> pl.LazyFrame:
     """Parts of a table, lazily, in the current schema: for reading some of their rows or columns
     without holding the whole table. Each part is checked first as `read_table` checks it (its
     columns, and that it is the file its commit wrote)."""
-    frames = []
-    for part in only:
-        path = data_dir.tables / part["file"]
-        present = _checked(path, name, part["sha256"])
-        frames.append(pl.scan_parquet(path).select(
-            [pl.col(c) if c in present else pl.lit(None, t).alias(c) for c, t in schema.TABLES[name].items()]))
+    files = [(data_dir.tables / part["file"], name, part["sha256"]) for part in only]
+    frames = [pl.scan_parquet(file[0]).select(
+        [pl.col(c) if c in present else pl.lit(None, t).alias(c) for c, t in schema.TABLES[name].items()])
+        for file, present in zip(files, _checked_all(files))]
     return pl.concat(frames) if frames else schema.empty(schema.TABLES[name]).lazy()
 
 
@@ -432,15 +429,26 @@ def scan_table(data_dir: DataDir, name: str) -> pl.LazyFrame:
     return pl.concat(frames, how="diagonal_relaxed") if frames else schema.empty(schema.TABLES[name]).lazy()
 
 
-def _read(path: Path, name: str, wanted: dict, sha256: str | None = None) -> pl.DataFrame:
-    if not path.exists() and sha256 is None:
-        return schema.empty(wanted)
-    present = _checked(path, name, sha256)
+def _read(path: Path, name: str, wanted: dict) -> pl.DataFrame:
+    """A table's file from before the ledger (nothing to check it against but its schema)."""
+    return _read_checked(path, _checked(path, name, None), wanted)
+
+
+def _read_checked(path: Path, present: dict, wanted: dict) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path, columns=[c for c in present if c in wanted])
     except Exception as err:  # polars and Arrow raise many kinds for a damaged file
         raise _damaged(path, err) from None
     return schema.upgrade(frame, wanted, str(path))
+
+
+def _checked_all(files: list[tuple[Path, str, str | None]]) -> list[dict]:
+    """`_checked` of each file (path, table, sha256), on every core when there are several (hashlib
+    works outside the GIL)."""
+    if len(files) < 2:
+        return [_checked(*file) for file in files]
+    with ThreadPoolExecutor(min(len(files), workers.cores())) as pool:
+        return list(pool.map(lambda file: _checked(*file), files))
 
 
 def _checked(path: Path, name: str, sha256: str | None) -> dict:
