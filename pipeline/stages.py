@@ -392,7 +392,10 @@ def _prepare(data_dir: DataDir, target: publish.Target, now: dt.datetime, allow_
     if current.manifest.get("made_from") == made_from:  # the very files the latest version was made from
         store.check(data_dir, *release.PUBLISHED)
         return Release(current, None)
-    tables = {name: store.read_table(data_dir, name) for name in RELEASE_INPUTS}  # (each checked as it is read)
+    # (each checked as it is read, and put in its published order at once: the rows as stored are
+    # not held beside their sorted copy)
+    tables = {name: release.canonical(name, store.read_table(data_dir, name)) if name in release.PUBLISHED
+              else store.read_table(data_dir, name) for name in RELEASE_INPUTS}
     prepared = publish.prepare(target, current, {name: tables[name] for name in release.PUBLISHED},
                                tables["captures"], now, allow_removals, made_from)
     plan = publish.plan(prepared, current.manifest) if prepared is not None else ({}, [])
