@@ -375,8 +375,9 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     release, for naming only (a resolution without `state` groups every record from scratch);
     `previous`: the previous resolution's `papers` and `sightings`, whose rows are kept for every
     paper the new listings do not reach (only those are aggregated again; they come after the kept
-    rows); `earlier`: the listings the previous resolution was made from, when `listings` are only
-    those added since (then `state`, `merges` and `previous` are required): lazily, since only the
+    rows), as frames or lazily (then only the kept rows are read, once the grouping is done);
+    `earlier`: the listings the previous resolution was made from, when `listings` are only those
+    added since (then `state`, `merges` and `previous` are required): lazily, since only the
     rows of the papers the new listings reach are collected.
 
     `state` may leave out its records' abstract keys (no `abstract_key` column: 80 % of its bytes,
@@ -412,7 +413,8 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     del narrow
     if earlier is not None:  # the earlier listings as the previous resolution keyed them
         keyed = pl.concat([merges.select("listing_id", "record_id", "listing_hash").join(
-            previous["sightings"].select("listing_id", "captured_at"), on="listing_id"), keyed], how="diagonal")
+            previous["sightings"].lazy().select("listing_id", "captured_at").collect(), on="listing_id"), keyed],
+            how="diagonal")
     # A record resolved before keeps its keys from the state; only new listings' records are made here.
     kept = state.select("record_id", "arxiv_id", "title_key", "abstract_key").filter(
         pl.col("record_id").is_in(keyed["record_id"].implode()))
@@ -432,6 +434,7 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
         sig[have_sig] = _matrix(known["signature"].filter(pl.Series(have_sig)))
     if (~have_sig).any():
         sig[~have_sig] = signatures(known.filter(pl.Series(~have_sig)))
+    known = known.drop("signature")  # (a copy of the stored ones: `sig` holds them now)
     if write_records is not None:
         write_records(known.filter(pl.Series(~have_sig)).select("record_id", "arxiv_id", "title_key", "abstract_key")
                       .with_columns(signature=_binary_rows(sig[~have_sig])))
@@ -526,7 +529,11 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
         del records, made, kept, abstract_keys
         known = known.with_columns(abstract_key=pl.lit(None, pl.String))
     wide = listings if earlier is None else pl.concat([earlier, listings])
-    return _finish(wide, keyed, known, assigned, sig, aliases, texts, earlier is None,
+    # The grouping is done: the state's signatures are made, and the matrix and its band keys let go
+    # of, before the papers are.
+    signature = _binary_rows(sig)
+    del sig, keys
+    return _finish(wide, keyed, known, assigned, signature, aliases, texts, earlier is None,
                    None if touched is None else (previous, merges, touched))
 
 
@@ -539,12 +546,13 @@ def _latest(column: str, order: pl.Expr) -> pl.Expr:
 
 
 def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
-            sig: np.ndarray, aliases: pl.DataFrame, texts: pl.DataFrame, hashed: bool,
+            signature: pl.Series, aliases: pl.DataFrame, texts: pl.DataFrame, hashed: bool,
             incremental=None) -> Resolution:
     """Ids, merges, papers, sightings and state from the components (`assigned.root`). `texts`:
-    abstracts already read (text_hash, abstract); `hashed`: `keyed` has every listing's text_hash.
-    With `incremental` = (previous papers and sightings, previous merges, touched roots), only the
-    touched components are worked out again; the rest are the previous rows as they were."""
+    abstracts already read (text_hash, abstract); `hashed`: `keyed` has every listing's text_hash;
+    `signature`: each of `known`'s records' signature, as the state stores it. With `incremental` =
+    (previous papers and sightings, previous merges, touched roots), only the touched components
+    are worked out again; the rest are the previous rows as they were."""
     listings = keyed.join(assigned.select("record_id", "root", "rule", "score"), on="record_id")
     if incremental is not None:
         previous, previous_merges, touched = incremental
@@ -620,14 +628,17 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
     if incremental is not None:
         replaced = pl.concat([listings["paper_id"], assigned.join(listings.select("record_id").unique(),
                                                                    on="record_id")["paper_id"]]).drop_nulls().implode()
-        kept = [previous[name].filter(~pl.col("paper_id").is_in(replaced)) for name in ("papers", "sightings")]
+        # (read here, lazily, only the kept rows are held: at a million listings the previous papers
+        # are a gigabyte, and the memory the grouping let go of serves them)
+        kept = [previous[name].lazy().filter(~pl.col("paper_id").is_in(replaced)).collect(engine="streaming")
+                for name in ("papers", "sightings")]
         papers = pl.concat([schema.conform(kept[0], schema.PAPERS), papers])
         sightings = pl.concat([schema.conform(kept[1], schema.SIGHTINGS), sightings])
         merges = pl.concat([previous_merges.filter(~pl.col("listing_id").is_in(merges["listing_id"].implode())),
                             merges])
     # `known` is in record_id order already: the joins keep it, so the state needs no sorted copy.
     state = (known.select("record_id", "arxiv_id", "title_key", "abstract_key")
-             .with_columns(signature=_binary_rows(sig))
+             .with_columns(signature=signature)
              .join(record_paper, on="record_id", maintain_order="left")
              .join(assigned.select("record_id", "rule", "score"), on="record_id", maintain_order="left"))
     return Resolution(papers=papers, sightings=sightings, merges=merges, aliases=all_aliases,

@@ -289,9 +289,10 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
             latest = publish.latest(target).tables if previous_ids is None else None
             if latest is not None:
                 previous_ids, aliases = latest["sightings"].select("listing_id", "paper_id"), latest["aliases"]
-        else:  # the papers no new listing reaches keep their rows
+        else:  # the papers no new listing reaches keep their rows (read once the grouping is done)
             merges, aliases = store.read_table(data_dir, "merges"), store.read_table(data_dir, "aliases")
-            previous = {name: store.read_table(data_dir, name) for name in ("papers", "sightings")}
+            previous = {name: store.scan_parts(data_dir, name, store.parts(data_dir, name))
+                        for name in ("papers", "sightings")}
         resolution, staged = _resolve_staging_records(data_dir, signed, listings, state, merges, previous_ids,
                                                       aliases, previous, earlier, abstracts)
         with _discarded_on_error(staged):
