@@ -122,6 +122,36 @@ def test_a_run_with_nothing_new_neither_reads_nor_checks_nor_writes_the_tables_a
     assert release[0].materialization.metadata["published"].value is False
 
 
+def test_a_run_with_nothing_new_shows_the_charts_drawn_of_the_same_files(data_dir, captures_copy, monkeypatch):
+    from pipeline import charts
+
+    def shown(result) -> dict:
+        (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.to_user_string() == "papers"]
+        return event.materialization.metadata
+
+    def papers_sha256() -> str:
+        return json.loads((data_dir / "tables" / "ledger.json").read_text())["papers"]["sha256"]
+
+    instance = dg.DagsterInstance.ephemeral()  # the runs' history, where the charts shown before are
+    first = materialize(data_dir, captures_copy, instance=instance)
+    assert first.success and shown(first)["files_sha256"].value == papers_sha256()
+    drawn = []
+    bars = charts.bars
+    monkeypatch.setattr(charts, "bars", lambda labels, values, title, ylabel: drawn.append(title)
+                        or bars(labels, values, title, ylabel))
+    again = materialize(data_dir, captures_copy, instance=instance)
+    assert again.success and drawn == []
+    for name in ("papers_per_day", "upvotes", "files_sha256"):
+        assert shown(again)[name] == shown(first)[name], name
+    # papers that changed are drawn again
+    (captures_copy / "later.txt").write_text(later_page("A Paper Of A Later Day", dt.date(2026, 6, 1),
+                                                        dt.date(2026, 6, 2)))
+    later = materialize(data_dir, captures_copy, instance=instance)
+    assert later.success and shown(later)["files_sha256"].value == papers_sha256() != shown(first)["files_sha256"].value
+    assert "Papers per day (last 60 days)" in drawn and "Papers by upvotes" in drawn
+    assert shown(later)["papers_per_day"] != shown(first)["papers_per_day"]
+
+
 @pytest.mark.parametrize("suite", ["listings", "papers"])
 def test_a_changed_suite_audits_the_tables_again_though_nothing_is_new(data_dir, captures_copy, tmp_path,
                                                                        monkeypatch, suite):
