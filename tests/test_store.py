@@ -194,3 +194,28 @@ def test_a_commit_that_folds_the_parts_killed_halfway_is_finished_or_undone(tmp_
     assert (list(parts(data_dir)) == ["000003.parquet"]) if done else (parts(data_dir) == before)
     assert not [p for p in data_dir.root.rglob(".*") if p.name != ".lock"]
     assert duckdb.execute(f"SELECT count(*) FROM read_parquet('{data_dir.tables}/rejects/*.parquet')").fetchone()[0] == len(expected)
+
+
+def test_recovering_clears_what_killed_writers_left_and_only_that(tmp_path):
+    import os
+    import time
+
+    data_dir = DataDir(tmp_path)
+    old = time.time() - store.STALE_SECONDS - 60
+
+    def make(relative: str, age: float | None = None):
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        if age is not None:
+            os.utime(path, (age, age))
+        return path
+
+    gone = [make("tables/listings/.staged-1.pending"), make("tables/.papers.parquet.tmp"),
+            make("imports/2026/.page.txt.tmp"), make("raw/ab/.abcd.1.tmp", old), make("fetched/x/.day.json.pending", old),
+            make(".fetch-journal.tmp", old)]
+    kept = [make("raw/ab/abcd"), make("tables/papers.parquet"), make("tables/listings/not-hidden.tmp"),
+            make("raw/cd/.cdef.2.tmp"),  # a fetch of now, which has a lock of its own, may still be writing it
+            make("fetched/y/.day.json.pending")]
+    store.recover(data_dir)
+    assert [p for p in gone if p.exists()] == [] and all(p.exists() for p in kept)
