@@ -3,10 +3,12 @@ vouches for every part, and the catalog, the readers and a crash see the table w
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import duckdb
 import polars as pl
@@ -197,9 +199,6 @@ def test_a_commit_that_folds_the_parts_killed_halfway_is_finished_or_undone(tmp_
 
 
 def test_recovering_clears_what_killed_writers_left_and_only_that(tmp_path):
-    import os
-    import time
-
     data_dir = DataDir(tmp_path)
     old = time.time() - store.STALE_SECONDS - 60
 
