@@ -187,7 +187,7 @@ def resolve_papers(context: dg.AssetExecutionContext, config: ResolveConfig, dat
     # the same files are those of the last materialization.
     files = ",".join(p["sha256"] for p in store.parts(data_dir, "papers")) if done.committed or done.unchanged else ""
     yield dg.MaterializeResult(asset_key="papers", metadata={
-        **metadata.table(done.papers, data_dir.table("papers"),
+        **metadata.table(done.papers, store.location(data_dir, "papers"),
                          ["paper_id", "title", "published_on", "upvotes", "n_sightings"]),
         "committed": done.committed,
         "duplicates_merged": done.listings - papers.height,

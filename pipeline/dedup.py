@@ -43,7 +43,7 @@ import gc
 import itertools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -80,6 +80,9 @@ class Resolution:
     merges: pl.DataFrame
     aliases: pl.DataFrame  # every id that became another's alias, cumulative
     state: pl.DataFrame  # `STATE`
+    # Which of the previous papers' parts (by position) hold none of the papers made again: their
+    # rows, in that order, are the first rows of `papers`, as they were.
+    kept_parts: list[int] = field(default_factory=list)
 
 
 def short_hash(expr: pl.Expr) -> pl.Expr:
@@ -375,7 +378,8 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     release, for naming only (a resolution without `state` groups every record from scratch);
     `previous`: the previous resolution's `papers` and `sightings`, whose rows are kept for every
     paper the new listings do not reach (only those are aggregated again; they come after the kept
-    rows), as frames or lazily (then only the kept rows are read, once the grouping is done);
+    rows), as frames or lazily (then only the kept rows are read, once the grouping is done); the
+    papers may be a list of parts, those that keep every row coming first (`kept_parts`);
     `earlier`: the listings the previous resolution was made from, when `listings` are only those
     added since (then `state`, `merges` and `previous` are required): lazily, since only the
     rows of the papers the new listings reach are collected.
@@ -625,15 +629,22 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
     record_paper = assigned.select("record_id", "paper_id").join(
         listings.select("record_id", pl.col("paper_id").alias("now")).unique("record_id"),
         on="record_id", how="left", maintain_order="left").select("record_id", paper_id=pl.coalesce("now", "paper_id"))
+    kept_parts: list[int] = []
     if incremental is not None:
         replaced = pl.concat([listings["paper_id"], assigned.join(listings.select("record_id").unique(),
                                                                    on="record_id")["paper_id"]]).drop_nulls().implode()
         # (read here, lazily, only the kept rows are held: at a million listings the previous papers
         # are a gigabyte, and the memory the grouping let go of serves them)
-        kept = [previous[name].lazy().filter(~pl.col("paper_id").is_in(replaced)).collect(engine="streaming")
-                for name in ("papers", "sightings")]
-        papers = pl.concat([schema.conform(kept[0], schema.PAPERS), papers])
-        sightings = pl.concat([schema.conform(kept[1], schema.SIGHTINGS), sightings])
+        def kept(part: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
+            return part.lazy().filter(~pl.col("paper_id").is_in(replaced)).collect(engine="streaming")
+
+        parts = previous["papers"] if isinstance(previous["papers"], list) else [previous["papers"]]
+        rows = [schema.conform(kept(part), schema.PAPERS) for part in parts]
+        kept_parts = [i for i, (part, left) in enumerate(zip(parts, rows))
+                      if left.height == part.lazy().select(pl.len()).collect().item()]
+        papers = pl.concat([*(rows[i] for i in kept_parts),
+                            *(left for i, left in enumerate(rows) if i not in kept_parts), papers])
+        sightings = pl.concat([schema.conform(kept(previous["sightings"]), schema.SIGHTINGS), sightings])
         merges = pl.concat([previous_merges.filter(~pl.col("listing_id").is_in(merges["listing_id"].implode())),
                             merges])
     # `known` is in record_id order already: the joins keep it, so the state needs no sorted copy.
@@ -642,4 +653,4 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
              .join(record_paper, on="record_id", maintain_order="left")
              .join(assigned.select("record_id", "rule", "score"), on="record_id", maintain_order="left"))
     return Resolution(papers=papers, sightings=sightings, merges=merges, aliases=all_aliases,
-                      state=schema.conform(state, STATE))
+                      state=schema.conform(state, STATE), kept_parts=kept_parts)

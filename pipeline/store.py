@@ -8,15 +8,17 @@ finished by `recover`. Stages that write tables hold the data directory's lock (
 runs never interleave their writes.
 
 The ledger (`tables/ledger.json`) is part of every table commit: for each table, the sha256 of the
-file committed, its row count and the suite that audited it. The tables that only grow (`APPENDED`:
-what parse writes, and the resolver's records) are folders of parts, one or more per commit, each
-in the ledger with its sha256: a run writes only its new rows, and never reads a wide table back to
-write it again. A part can be written ahead of its commit (`stage_part`, while the stage is still
-at work), under a temporary name that only the commit renames into place. A reader can take some
-of the parts (`read_table(only=...)`, `scan_parts`), each checked first. A release reads only
-tables whose file still has the hash the ledger gives and whose audit passed (`audited`); a table
-the ledger knows but that is missing or unreadable is an error naming the file (`read_table`),
-never a smaller table.
+file committed, its row count and the suite that audited it. Some tables (`PARTED`) are folders of
+parts, each in the ledger with its sha256, so that a run writes only what changed and never reads a
+wide table back to write it again: those that only grow (what parse writes, and the resolver's
+records), where a commit adds parts, and the papers, where a resolve keeps the parts that hold none
+of the papers it made again and writes the rest as new parts. A table written whole is cut into
+parts of about PART_BYTES. A part can be written ahead of its commit (`stage_part`, while the stage
+is still at work), under a temporary name that only the commit renames into place. A reader can
+take some of the parts (`read_table(only=...)`, `scan_parts`, `scan_each`), each checked first. A
+release reads only tables whose file still has the hash the ledger gives and whose audit passed
+(`audited`); a table the ledger knows but that is missing or unreadable is an error naming the file
+(`read_table`), never a smaller table.
 """
 
 from __future__ import annotations
@@ -46,8 +48,11 @@ from pipeline.paths import DataDir
 # captures last: its view counts the listings and rejects of each capture.
 VIEW_TABLES = ("listings", "rejects", "parsed", "papers", "sightings", "merges", "aliases", "captures")
 LEDGER = "ledger.json"
-APPENDED = ("listings", "rejects", "parsed", "records")  # folders of parts: a commit adds some
-MAX_PARTS = 32  # a commit that would leave more parts writes the table as one part
+PARTED = ("listings", "rejects", "parsed", "records", "papers")  # folders of parts
+MAX_PARTS = 32  # a commit that would leave more parts writes the table whole again
+# Of in-memory data a part written whole holds, about: a resolve writes again only the parts that
+# hold papers it changed (at a million listings, the papers are 0.9 GB in memory: 8 parts).
+PART_BYTES = 128 * 2**20
 REBUILD = "rebuild the tables from the raw store with `papers run --full-refresh`"
 
 
@@ -142,7 +147,7 @@ def _write_synced(path: Path, content: pl.DataFrame | bytes) -> str:
 
 @dataclass(frozen=True)
 class Staged:
-    """A part of an `APPENDED` table written ahead of its commit, under a temporary name in the
+    """A part of a `PARTED` table written ahead of its commit, under a temporary name in the
     table's folder: `write_tables` renames it into place, or the next `recover` removes it."""
     path: Path
     rows: int
@@ -150,8 +155,8 @@ class Staged:
 
 
 def stage_part(data_dir: DataDir, name: str, frame: pl.DataFrame) -> Staged:
-    """Write rows of an `APPENDED` table as a part to commit later (flushed to disk, hashed)."""
-    if name not in APPENDED:
+    """Write rows of a `PARTED` table as a part to commit later (flushed to disk, hashed)."""
+    if name not in PARTED:
         raise ValueError(f"{name} is written whole, not by parts")
     folder = data_dir.tables / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -236,7 +241,7 @@ def _finish(data_dir: DataDir, journal: Path, label: str | None = None) -> None:
 
 def _fault_name(target: Path) -> str:
     """A file's name in fault points; a part's is its table's (`listings`), the same in every run."""
-    return target.parent.name if target.parent.name in APPENDED else target.name
+    return target.parent.name if target.parent.name in PARTED else target.name
 
 
 STALE_SECONDS = 3600  # a temporary file of a fetch (which has a lock of its own) this old is dead
@@ -317,7 +322,7 @@ def read_ledger(data_dir: DataDir) -> dict[str, dict]:
 def location(data_dir: DataDir, name: str) -> Path:
     """Where a table lives: its file, or the folder of its parts."""
     folder = data_dir.tables / name
-    return folder if name in APPENDED and (folder.is_dir() or not data_dir.table(name).exists()) else data_dir.table(name)
+    return folder if name in PARTED and (folder.is_dir() or not data_dir.table(name).exists()) else data_dir.table(name)
 
 
 def _parts(data_dir: DataDir, name: str, entry: dict | None) -> list[dict]:
@@ -334,17 +339,18 @@ def _parts(data_dir: DataDir, name: str, entry: dict | None) -> list[dict]:
     return [{"file": data_dir.table(name).name, "rows": entry["rows"], "sha256": entry["sha256"]}]
 
 
-Rows = pl.DataFrame | list[Staged]  # an APPENDED table's new rows: a frame, or parts staged already
+Rows = pl.DataFrame | list[Staged]  # a `PARTED` table's new rows: a frame, or parts staged already
 
 
 def write_tables(data_dir: DataDir, frames: dict[str, Rows], audit: dict | None = None,
                  label: str = "tables", extra: dict[Path, pl.DataFrame | bytes] | None = None,
-                 appended: dict[str, Rows] | None = None) -> dict[str, Path]:
+                 appended: dict[str, Rows] | None = None, kept: dict[str, list[dict]] | None = None) -> dict[str, Path]:
     """Tables (and `extra` files) written as one commit, recorded in the ledger with `audit` (what
     checked them: the suite and its outcome; None for tables no suite covers); their paths.
-    `frames` replace whole tables; `appended` are rows added to an `APPENDED` table as a new part,
-    or the parts `stage_part` wrote, renamed into place (the table is written as one part instead
-    when it would have more than `MAX_PARTS`)."""
+    `frames` replace whole tables; `appended` are rows added to a `PARTED` table as new parts, or
+    the parts `stage_part` wrote, renamed into place, after the committed parts `kept` names for
+    that table (all of them, if it names none; the others are removed). A table that would have
+    more than `MAX_PARTS` parts is written whole instead."""
     files: dict[Path, pl.DataFrame | bytes] = dict(extra or {})
     entries: dict[str, dict] = {}
     renames: dict[Path, Path] = {}
@@ -353,18 +359,21 @@ def write_tables(data_dir: DataDir, frames: dict[str, Rows], audit: dict | None 
     for name, frame in {**frames, **(appended or {})}.items():
         staged, frame = (frame, schema.empty(schema.TABLES[name])) if isinstance(frame, list) else (
             [], schema.conform(frame, schema.TABLES[name]))
-        if name not in APPENDED:
+        if name not in PARTED:
             files[data_dir.table(name)] = frame
             entries[name] = {"rows": frame.height, "audit": audit}
             continue
         before = _parts(data_dir, name, ledger.get(name))
-        parts = [] if name in frames else [dict(part) for part in before]
-        if len(parts) + max(len(staged), 1) > MAX_PARTS:
-            frame = pl.concat([read_table(data_dir, name), frame, *(pl.read_parquet(s.path) for s in staged)])
-            parts, removes = [], removes + [s.path for s in staged]
+        parts = [] if name in frames else [dict(part) for part in (kept or {}).get(name, before)]
+        if not {part["file"] for part in parts} <= {part["file"] for part in before}:
+            raise ValueError(f"{name}: the parts to keep must be among those committed")
+        pieces = _pieces(frame)
+        if len(parts) + max(len(staged), len(pieces)) > MAX_PARTS:
+            frame = pl.concat([read_table(data_dir, name, only=parts), frame, *(pl.read_parquet(s.path) for s in staged)])
+            pieces, parts, removes = _pieces(frame), [], removes + [s.path for s in staged]
             staged = []
-        kept = {part["file"] for part in parts}
-        removes += [data_dir.tables / part["file"] for part in before if part["file"] not in kept]
+        in_use = {part["file"] for part in parts}
+        removes += [data_dir.tables / part["file"] for part in before if part["file"] not in in_use]
         folder = data_dir.tables / name
         for part in parts:  # a table committed as one file becomes the first of its parts
             if Path(part["file"]).parent.name != name:
@@ -376,11 +385,18 @@ def write_tables(data_dir: DataDir, frames: dict[str, Rows], audit: dict | None 
             renames[part.path] = folder / f"{number:06d}.parquet"
             parts.append({"file": f"{name}/{number:06d}.parquet", "rows": part.rows, "sha256": part.sha256})
         if not staged and (frame.height or not parts):  # a table with no rows still has a part: its schema
-            files[folder / f"{number + 1:06d}.parquet"] = frame
-            parts.append({"file": f"{name}/{number + 1:06d}.parquet", "rows": frame.height})
+            for number, piece in enumerate(pieces, number + 1):
+                files[folder / f"{number:06d}.parquet"] = piece
+                parts.append({"file": f"{name}/{number:06d}.parquet", "rows": piece.height})
         entries[name] = {"rows": sum(part["rows"] for part in parts), "audit": audit, "parts": parts}
     commit(data_dir, files, label, ledger=entries, renames=renames, removes=removes)
     return {name: location(data_dir, name) for name in entries}
+
+
+def _pieces(frame: pl.DataFrame) -> list[pl.DataFrame]:
+    """`frame` cut into parts of about PART_BYTES (one, if it has no rows)."""
+    rows = max(1, int(PART_BYTES * frame.height / max(frame.estimated_size(), 1)))
+    return [frame.slice(start, rows) for start in range(0, frame.height, rows)] or [frame]
 
 
 def parts(data_dir: DataDir, name: str) -> list[dict]:
@@ -397,7 +413,7 @@ def read_table(data_dir: DataDir, name: str, columns: list[str] | None = None,
     entry = read_ledger(data_dir).get(name)
     wanted = {c: t for c, t in schema.TABLES[name].items() if columns is None or c in columns}
     if entry is None and only is None:
-        if name in APPENDED and any((data_dir.tables / name).glob("*.parquet")):
+        if name in PARTED and any((data_dir.tables / name).glob("*.parquet")):
             raise StoreError(f"{data_dir.tables / LEDGER} does not know the parts in {data_dir.tables / name}: "
                              f"restore the ledger from a backup, or {REBUILD}")
         path = data_dir.table(name)  # a table from before the ledger
@@ -421,11 +437,16 @@ def scan_parts(data_dir: DataDir, name: str, only: list[dict]) -> pl.LazyFrame:
     """Parts of a table, lazily, in the current schema: for reading some of their rows or columns
     without holding the whole table. Each part is checked first as `read_table` checks it (its
     columns, and that it is the file its commit wrote)."""
+    frames = scan_each(data_dir, name, only)
+    return pl.concat(frames) if frames else schema.empty(schema.TABLES[name]).lazy()
+
+
+def scan_each(data_dir: DataDir, name: str, only: list[dict]) -> list[pl.LazyFrame]:
+    """`scan_parts`, a lazy frame for each part."""
     files = [(data_dir.tables / part["file"], name, part["sha256"]) for part in only]
-    frames = [pl.scan_parquet(file[0]).select(
+    return [pl.scan_parquet(file[0]).select(
         [pl.col(c) if c in present else pl.lit(None, t).alias(c) for c, t in schema.TABLES[name].items()])
         for file, present in zip(files, _checked_all(files))]
-    return pl.concat(frames) if frames else schema.empty(schema.TABLES[name]).lazy()
 
 
 def scan_table(data_dir: DataDir, name: str) -> pl.LazyFrame:
@@ -506,8 +527,8 @@ def audited_files(data_dir: DataDir, suites: dict[str, str | None]) -> dict[str,
 
 def write_catalog(data_dir: DataDir) -> Path:
     """A DuckDB file with one view per table over its Parquet file (or its parts), swapped in
-    atomically. The views name the files relative to the data directory (`tables/papers.parquet`,
-    `tables/listings/*.parquet`), so a copied or re-mounted data directory works at once: DuckDB
+    atomically. The views name the files relative to the data directory (`tables/sightings.parquet`,
+    `tables/papers/*.parquet`), so a copied or re-mounted data directory works at once: DuckDB
     finds them through `file_search_path` (set by `connect_catalog`), or from the data directory as
     the working directory."""
     with atomic_path(data_dir.catalog, fault="catalog") as tmp:

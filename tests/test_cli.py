@@ -34,7 +34,7 @@ def test_run_then_query(data_dir):
 
     from pipeline.publish import LocalGitTarget
 
-    table = data_dir / "tables" / "papers.parquet"
+    table = sorted((data_dir / "tables" / "papers").glob("*.parquet"))[0]
     original = table.read_bytes()
     papers = pl.read_parquet(table)
     papers.with_columns(upvotes=pl.when(pl.col("paper_id") == papers["paper_id"][0]).then(999)

@@ -66,7 +66,7 @@ def test_publish_versions_to_the_hub_and_load_each(hub, tmp_path):
     run(hub, PAPERS, "run")
     repo = hub.repos[REPO]
     (v1,) = repo.tags
-    v1_ids = sorted(pl.read_parquet(data / "tables" / "papers.parquet")["paper_id"])
+    v1_ids = sorted(pl.read_parquet(data / "tables" / "papers" / "*.parquet")["paper_id"])
     commits = len(repo.commits)
 
     run(hub, PAPERS, "run")  # nothing new: no commit
@@ -81,7 +81,7 @@ def test_publish_versions_to_the_hub_and_load_each(hub, tmp_path):
         dt.date(2026, 6, 2)), encoding="utf-8")
     run(hub, PAPERS, "run", "--captures", str(folder))
     v2 = next(t for t in repo.tags if t != v1)
-    v2_ids = sorted(pl.read_parquet(data / "tables" / "papers.parquet")["paper_id"])
+    v2_ids = sorted(pl.read_parquet(data / "tables" / "papers" / "*.parquet")["paper_id"])
     assert len(v2_ids) == len(v1_ids) + 1
 
     # one commit for v2, carrying exactly the files whose bytes changed

@@ -42,7 +42,7 @@ def test_sample_run_counts(first_run, data_dir):
     assert first_run["rejects"]["dagster/row_count"].value == 0
     assert first_run["papers"]["dagster/row_count"].value == 165
     assert first_run["release"]["published"].value is True
-    papers = pl.read_parquet(data_dir / "tables" / "papers.parquet")
+    papers = pl.read_parquet(data_dir / "tables" / "papers" / "*.parquet")
     assert papers["paper_id"].n_unique() == 165
     assert papers.select(pl.col("title", "abstract", "published_on").null_count()).row(0) == (0, 0, 0)
     assert papers.filter(pl.col("author_count").is_null() & pl.col("organization").is_null()).height == 0
@@ -102,7 +102,7 @@ def test_incremental_runs_equal_a_full_refresh(first_run, data_dir, captures_cop
 
 
 def test_a_resolve_matches_only_the_listings_added_since(first_run, data_dir, captures_copy, monkeypatch):
-    known = pl.read_parquet(data_dir / "tables" / "papers.parquet").filter(
+    known = pl.read_parquet(data_dir / "tables" / "papers" / "*.parquet").filter(
         pl.col("title") == "CoLiDE: Concomitant Linear DAG Estimation").row(0, named=True)
     (captures_copy / "later.txt").write_text(block_page([  # an old paper listed again, and a new one
         {"title": known["title"], "abstract": known["abstract"], "author_count": 3,
@@ -119,7 +119,7 @@ def test_a_resolve_matches_only_the_listings_added_since(first_run, data_dir, ca
     # new one: it matches the new listings and reads only the earlier rows of the papers they reach
     assert [(c, o) for n, c, o in reads if n == "listings" and c != validate_columns()] == [
         ("scanned", earlier), ("scanned", added)]
-    papers = pl.read_parquet(data_dir / "tables" / "papers.parquet")
+    papers = pl.read_parquet(data_dir / "tables" / "papers" / "*.parquet")
     assert papers.filter(pl.col("paper_id") == known["paper_id"])["upvotes"].to_list() == [41]
     assert papers.filter(pl.col("title") == "A Brand New Paper on Widgets").height == 1
     incremental = tables(data_dir)
@@ -132,7 +132,7 @@ def test_a_later_listing_is_compared_with_the_stored_abstract_of_a_paper_of_its_
     """The state is read without its abstract keys; those of the records a new listing's title
     meets are read from the stored records. A truncated abstract under a known title joins that
     paper (one abstract a prefix of the other); a different abstract under it is another paper."""
-    papers = pl.read_parquet(data_dir / "tables" / "papers.parquet")
+    papers = pl.read_parquet(data_dir / "tables" / "papers" / "*.parquet")
     known = papers.filter(pl.col("abstract").str.len_chars() > 600).sort("paper_id").row(0, named=True)
     (captures_copy / "later.txt").write_text(block_page([
         {"title": known["title"], "abstract": known["abstract"][:200] + "...", "author_count": 3,
@@ -193,7 +193,7 @@ def validate_columns():
 
 
 def tables(data_dir):
-    return {name: pl.read_parquet(data_dir / "tables" / (f"{name}/*.parquet" if name in store.APPENDED else
+    return {name: pl.read_parquet(data_dir / "tables" / (f"{name}/*.parquet" if name in store.PARTED else
                                                          f"{name}.parquet")) for name in schema.TABLES}
 
 
@@ -217,6 +217,44 @@ def test_a_run_writes_only_the_records_it_signed(first_run, data_dir, captures_c
         listing.select("listing_id"), on="listing_id")["record_id"].to_list()
 
 
+def test_a_resolve_writes_again_only_the_parts_of_papers_it_changed(data_dir, captures_copy, monkeypatch):
+    """The papers are stored by parts: a resolve keeps the files of the parts that hold none of the
+    papers it made again, and writes those papers (and the rest of their parts) as new parts; the
+    table reads as a full refresh makes it."""
+    monkeypatch.setattr(store, "PART_BYTES", 60_000)  # the samples' 300 KB of papers: five or six parts
+    materialize(data_dir, captures_copy)
+    dd = DataDir.resolve(data_dir)
+
+    def files() -> dict[str, bytes]:
+        return {part["file"]: (dd.tables / part["file"]).read_bytes() for part in store.parts(dd, "papers")}
+
+    first, papers = files(), store.read_table(dd, "papers")
+    assert len(first) >= 4
+    new_paper(captures_copy, "Another New Paper")  # reaches no paper stored
+    materialize(data_dir, captures_copy)
+    second = files()
+    assert {name: second[name] for name in first} == first
+    (added,) = set(second) - set(first)
+    assert pl.read_parquet(dd.tables / added)["title"].to_list() == ["Another New Paper"]
+
+    # a stored paper listed again, with more upvotes: the part that holds it is written again
+    middle = list(first)[len(first) // 2]
+    known = pl.read_parquet(dd.tables / middle).filter(pl.col("abstract").is_not_null()).row(0, named=True)
+    (captures_copy / "later.txt").write_text(block_page([
+        {"title": known["title"], "abstract": known["abstract"], "author_count": 3,
+         "published_on": known["published_on"], "upvotes": 1234}], dt.date(2026, 6, 3)), encoding="utf-8")
+    materialize(data_dir, captures_copy)
+    third = files()
+    assert middle not in third
+    assert {name: third[name] for name in second if name != middle} == {n: b for n, b in second.items() if n != middle}
+    table = store.read_table(dd, "papers")
+    assert table.height == papers.height + 1
+    assert table.filter(pl.col("paper_id") == known["paper_id"])["upvotes"].to_list() == [1234]
+    assert sorted(table["paper_id"]) == sorted([*papers["paper_id"], *pl.read_parquet(dd.tables / added)["paper_id"]])
+    materialize(data_dir, captures_copy, full_refresh=True)
+    assert store.read_table(dd, "papers").sort("paper_id").equals(table.sort("paper_id"))
+
+
 def test_a_data_directory_from_before_records_were_kept_apart_keeps_its_ids(first_run, data_dir, captures_copy):
     # The layout before: keys and signatures in `resolver_state`, no `records` table.
     tables = data_dir / "tables"
@@ -228,11 +266,11 @@ def test_a_data_directory_from_before_records_were_kept_apart_keeps_its_ids(firs
     del ledger["records"]
     ledger["resolver_state"]["sha256"] = hashlib.sha256((tables / "resolver_state.parquet").read_bytes()).hexdigest()
     (tables / "ledger.json").write_text(json.dumps(ledger))
-    papers = pl.read_parquet(tables / "papers.parquet").select("paper_id", "title")
+    papers = pl.read_parquet(tables / "papers" / "*.parquet").select("paper_id", "title")
 
     new_paper(captures_copy, "Another New Paper")
     materialize(data_dir, captures_copy)
-    now = pl.read_parquet(tables / "papers.parquet").select("paper_id", "title")
+    now = pl.read_parquet(tables / "papers" / "*.parquet").select("paper_id", "title")
     assert now.join(papers, on="paper_id").height == papers.height  # every paper keeps its id
     assert now.height == papers.height + 1 and "Another New Paper" in now["title"].to_list()
     assert pl.read_parquet(tables / "resolver_state.parquet").columns == list(schema.RESOLVER_STATE)
@@ -240,7 +278,7 @@ def test_a_data_directory_from_before_records_were_kept_apart_keeps_its_ids(firs
 
 
 def test_added_capture_makes_a_new_version_naming_what_changed(first_run, data_dir, captures_copy):
-    papers_v1 = pl.read_parquet(data_dir / "tables" / "papers.parquet")
+    papers_v1 = pl.read_parquet(data_dir / "tables" / "papers" / "*.parquet")
     known = papers_v1.filter(pl.col("title") == "CoLiDE: Concomitant Linear DAG Estimation").row(0, named=True)
     page = block_page([
         {"title": known["title"], "abstract": known["abstract"], "author_count": 3,
@@ -298,7 +336,7 @@ def test_load_dataset_reads_each_version(first_run, data_dir, captures_copy, tmp
     new = datasets.load_dataset(str(_export(repo, v2, tmp_path / v2)), split="train")
     assert (old.num_rows, new.num_rows) == (165, 166)
     assert "Another New Paper" in new["title"] and "Another New Paper" not in old["title"]
-    assert set(old.column_names) == set(pl.read_parquet(data_dir / "tables" / "papers.parquet").columns)
+    assert set(old.column_names) == set(pl.read_parquet(data_dir / "tables" / "papers" / "*.parquet").columns)
     sightings = datasets.load_dataset(str(repo), "sightings", split="train")
     assert sightings.num_rows == 179
     # every config each version's card declares loads, with the rows its manifest counts

@@ -45,7 +45,7 @@ def table_bytes(data_dir: Path) -> dict[str, bytes | tuple]:
     tables = data_dir / "tables"
     files = {name: (tables / f"{name}.parquet").read_bytes() for name in TABLES if (tables / f"{name}.parquet").exists()}
     files |= {name: tuple((p.name, p.read_bytes()) for p in sorted((tables / name).glob("*.parquet")))
-              for name in store.APPENDED if (tables / name).is_dir()}
+              for name in store.PARTED if (tables / name).is_dir()}
     return files | {"ledger": (tables / "ledger.json").read_bytes()}
 
 
@@ -127,8 +127,8 @@ def test_a_kill_at_every_commit_point_leaves_before_or_after_and_the_next_run_eq
     assert traced.returncode == 0, traced.stderr
     points = list(dict.fromkeys(trace.read_text().split()))
     for label, files in (("captures", ["captures.parquet"]), ("parse", ["listings", "rejects", "parsed"]),
-                         ("resolve", [f"{t}.parquet" for t in ("papers", "sightings", "merges", "aliases", "resolver_state")]
-                          + ["records"])):
+                         ("resolve", ["papers", *(f"{t}.parquet" for t in ("sightings", "merges", "aliases", "resolver_state")),
+                                      "records"])):
         for name in [*files, "ledger.json"]:
             assert {f"commit:{label}:{name}:before-move", f"commit:{label}:{name}:after-move"} <= set(points)
     assert RELEASE_STEPS | {"catalog:before-move", "catalog:after-move", "parse:staged", "resolve:staged"} <= set(points)

@@ -159,7 +159,7 @@ def test_dagster_partition_then_the_pipeline(tmp_path, monkeypatch):
     listings = pl.read_parquet(data / "tables" / "listings" / "*.parquet")
     assert listings.filter(pl.col("source") == "hf_daily_api").height == PAGE_SIZE + 1
     assert listings.filter(pl.col("source") == "hf_search_api").height == 1
-    papers = pl.read_parquet(data / "tables" / "papers.parquet")
+    papers = pl.read_parquet(data / "tables" / "papers" / "*.parquet")
     assert papers.height == PAGE_SIZE + 1  # the searched paper is one of the day's, by arXiv id
     for path in data.rglob("*"):
         if path.is_file() and path.suffix in (".parquet", ".json", ".md", ".html", ".duckdb"):

@@ -1,4 +1,4 @@
-"""Tables that grow by parts (`store.APPENDED`): a commit writes only the rows it adds, the ledger
+"""Tables that grow by parts (`store.PARTED`): a commit writes only the rows it adds, the ledger
 vouches for every part, and the catalog, the readers and a crash see the table whole."""
 
 import hashlib
@@ -112,6 +112,39 @@ def test_a_table_replaced_whole_drops_its_parts(tmp_path):
     store.write_tables(data_dir, {"rejects": rejects(7, 8)})  # a full refresh
     assert list(parts(data_dir)) == ["000003.parquet"]
     assert store.read_table(data_dir, "rejects")["position"].to_list() == [7, 8]
+
+
+def test_a_table_written_whole_is_cut_into_parts_of_about_the_set_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "PART_BYTES", 40_000)
+    data_dir = DataDir(tmp_path)
+    frame = schema.conform([{"capture_id": "c1", "position": p, "stage": "parse", "rule": "r", "message": "m" * 1000,
+                             "excerpt": None} for p in range(100)], schema.REJECTS)  # about 100 KB
+    store.write_tables(data_dir, {"rejects": frame})
+    rows = [part["rows"] for part in ledger(data_dir)["rejects"]["parts"]]
+    assert len(rows) == 3 and sum(rows) == 100 and max(rows) - min(rows) <= 40
+    assert store.read_table(data_dir, "rejects").equals(frame)
+
+
+def test_a_commit_keeps_the_parts_it_names_and_removes_the_others(tmp_path, monkeypatch):
+    data_dir = DataDir(tmp_path)
+    for positions in ((1, 2), (3,), (4, 5)):
+        store.write_tables(data_dir, {}, appended={"rejects": rejects(*positions)})
+    first, _, third = ledger(data_dir)["rejects"]["parts"]
+    before = parts(data_dir)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(6)}, kept={"rejects": [first, third]})
+    now = parts(data_dir)
+    assert list(now) == ["000001.parquet", "000003.parquet", "000004.parquet"]
+    assert now["000001.parquet"] == before["000001.parquet"] and now["000003.parquet"] == before["000003.parquet"]
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2, 4, 5, 6]
+    assert ledger(data_dir)["rejects"]["rows"] == 5
+    # past the most parts, the table is written whole from the parts kept and the new rows only
+    monkeypatch.setattr(store, "MAX_PARTS", 2)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(7)}, kept={"rejects": [first, third]})
+    assert list(parts(data_dir)) == ["000005.parquet"]
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2, 4, 5, 7]
+    with pytest.raises(ValueError, match="among those committed"):
+        store.write_tables(data_dir, {}, appended={"rejects": rejects(8)}, kept={"rejects": [first]})
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2, 4, 5, 7]
 
 
 def test_a_table_committed_as_one_file_becomes_the_first_part(tmp_path):

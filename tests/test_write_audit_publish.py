@@ -48,6 +48,10 @@ def checks(result) -> dict:
     return {c.check_name: c for c in result.get_asset_check_evaluations()}
 
 
+def part_bytes(folder) -> dict:
+    return {part.name: part.read_bytes() for part in folder.glob("*.parquet")}
+
+
 def one_line(stderr: str) -> str:
     """The message a refused command printed for its user: exactly one line naming the cause."""
     lines = [line for line in stderr.splitlines() if line.startswith("papers")]
@@ -100,7 +104,8 @@ def test_a_run_with_nothing_new_neither_reads_nor_checks_nor_writes_the_tables_a
     ledger = json.loads((data_dir / "tables" / "ledger.json").read_text())
     manifest = json.loads((data_dir / "releases" / "manifest.json").read_text())
     # the version says which stored files it was made from
-    assert manifest["made_from"] == {name: [ledger[name]["sha256"]] for name in ("papers", "sightings", "aliases")}
+    assert manifest["made_from"] == {name: [part["sha256"] for part in ledger[name]["parts"]] if name == "papers"
+                                     else [ledger[name]["sha256"]] for name in ("papers", "sightings", "aliases")}
     reads, work = [], []
     read_table = store.read_table
     monkeypatch.setattr(store, "read_table", lambda d, name, *a, **k: reads.append(name) or read_table(d, name, *a, **k))
@@ -130,7 +135,8 @@ def test_a_run_with_nothing_new_shows_the_charts_drawn_of_the_same_files(data_di
         return event.materialization.metadata
 
     def papers_sha256() -> str:
-        return json.loads((data_dir / "tables" / "ledger.json").read_text())["papers"]["sha256"]
+        parts = json.loads((data_dir / "tables" / "ledger.json").read_text())["papers"]["parts"]
+        return ",".join(part["sha256"] for part in parts)
 
     instance = dg.DagsterInstance.ephemeral()  # the runs' history, where the charts shown before are
     first = materialize(data_dir, captures_copy, instance=instance)
@@ -179,7 +185,7 @@ def stricter_papers_suite(tmp_path, monkeypatch):
 def test_a_failed_audit_commits_nothing_and_no_release_follows(data_dir, captures_copy, tmp_path, monkeypatch):
     assert materialize(data_dir, captures_copy).success
     tables = data_dir / "tables"
-    papers_before, ledger_before = (tables / "papers.parquet").read_bytes(), json.loads((tables / "ledger.json").read_text())
+    papers_before, ledger_before = part_bytes(tables / "papers"), json.loads((tables / "ledger.json").read_text())
     tags = LocalGitTarget(data_dir / "releases").tags()
     (captures_copy / "later.txt").write_text(later_page("A Paper Of A Later Day", dt.date(2026, 6, 1), dt.date(2026, 6, 2)))
     stricter_papers_suite(tmp_path, monkeypatch)
@@ -187,7 +193,7 @@ def test_a_failed_audit_commits_nothing_and_no_release_follows(data_dir, capture
     result = materialize(data_dir, captures_copy)
     check = checks(result)["papers_contract"]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
-    assert (tables / "papers.parquet").read_bytes() == papers_before  # audited before the write: not written
+    assert part_bytes(tables / "papers") == papers_before  # audited before the write: not written
     ledger = json.loads((tables / "ledger.json").read_text())
     for name in stages.RESOLVED_TABLES:
         assert ledger[name] == ledger_before[name]
@@ -295,8 +301,9 @@ def damage(data_dir, how: str) -> None:
     if how == "deleted":  # `rm -rf data/tables`
         shutil.rmtree(tables)
     else:  # a table edited outside the pipeline: half the papers gone
-        papers = pl.read_parquet(tables / "papers.parquet")
-        papers.head(papers.height // 2).write_parquet(tables / "papers.parquet")
+        part = sorted((tables / "papers").glob("*.parquet"))[0]
+        papers = pl.read_parquet(part)
+        papers.head(papers.height // 2).write_parquet(part)
 
 
 @pytest.mark.parametrize("how", ["deleted", "edited"])
@@ -348,7 +355,7 @@ def test_a_release_that_would_remove_papers_is_refused_unless_allowed(released, 
 
     refused = cli(["run", "--captures", str(folder)], data_dir)
     assert refused.returncode == 1
-    kept = pl.read_parquet(data_dir / "tables" / "papers.parquet").height
+    kept = pl.read_parquet(data_dir / "tables" / "papers" / "*.parquet").height
     assert f"would remove {before - kept:,} of the {before:,} papers" in one_line(refused.stderr)
     assert (repo.head(), repo.tags()) == (head, tags)
 
@@ -471,7 +478,7 @@ def test_a_copied_data_directory_answers_queries_at_once(released, tmp_path, cap
     shutil.copytree(original, copy)
     shutil.rmtree(original)  # the copy must not need the original
     monkeypatch.setenv("PAPERS_DATA_DIR", str(copy))
-    expected = pl.read_parquet(copy / "tables" / "papers.parquet").height
+    expected = pl.read_parquet(copy / "tables" / "papers" / "*.parquet").height
     assert papers_cli.main(["query", "SELECT count(*) AS n FROM papers"]) == 0
     assert str(expected) in capsys.readouterr().out
     import duckdb  # an analyst opening the catalog from the data directory, as the README says
