@@ -549,6 +549,27 @@ def _latest(column: str, order: pl.Expr) -> pl.Expr:
     return pl.col(column).filter(present).get(order.filter(present).arg_max())
 
 
+def _unchanged_in_place(made: pl.DataFrame, previous: list | pl.DataFrame | pl.LazyFrame,
+                        replaced: pl.Series) -> tuple[pl.DataFrame, list[int], pl.DataFrame]:
+    """The papers `made` again that changed (or are new); which parts of the `previous` papers (a
+    frame, or a list of parts) hold none of those; and the previous papers without those (the kept
+    parts first). A paper made again exactly as it was keeps its row where it is, so that a part
+    whose papers a new listing only came near is kept as it is. `replaced`: the ids of the papers
+    made again and of those they replace, imploded."""
+    parts = [part.lazy().collect(engine="streaming") for part in (previous if isinstance(previous, list) else [previous])]
+    parts = [schema.conform(part, schema.PAPERS) for part in parts]
+    before = pl.concat([schema.empty(schema.PAPERS), *(part.filter(pl.col("paper_id").is_in(replaced)) for part in parts)])
+    compared = [c for c in schema.PAPERS if c != "paper_id"]
+    same = made.join(before, on="paper_id", suffix="_old").filter(
+        pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_old")) for c in compared))["paper_id"]
+    made = made.filter(~pl.col("paper_id").is_in(same.implode()))
+    ids = replaced.explode()
+    gone = ids.filter(~ids.is_in(same.implode())).implode()
+    kept = [i for i, part in enumerate(parts) if not part["paper_id"].is_in(gone).any()]
+    rest = [part.filter(~pl.col("paper_id").is_in(gone)) for i, part in enumerate(parts) if i not in kept]
+    return made, kept, pl.concat([schema.empty(schema.PAPERS), *(parts[i] for i in kept), *rest])
+
+
 def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assigned: pl.DataFrame,
             signature: pl.Series, aliases: pl.DataFrame, texts: pl.DataFrame, hashed: bool,
             incremental=None) -> Resolution:
@@ -633,18 +654,12 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
     if incremental is not None:
         replaced = pl.concat([listings["paper_id"], assigned.join(listings.select("record_id").unique(),
                                                                    on="record_id")["paper_id"]]).drop_nulls().implode()
-        # (read here, lazily, only the kept rows are held: at a million listings the previous papers
-        # are a gigabyte, and the memory the grouping let go of serves them)
-        def kept(part: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
-            return part.lazy().filter(~pl.col("paper_id").is_in(replaced)).collect(engine="streaming")
-
-        parts = previous["papers"] if isinstance(previous["papers"], list) else [previous["papers"]]
-        rows = [schema.conform(kept(part), schema.PAPERS) for part in parts]
-        kept_parts = [i for i, (part, left) in enumerate(zip(parts, rows))
-                      if left.height == part.lazy().select(pl.len()).collect().item()]
-        papers = pl.concat([*(rows[i] for i in kept_parts),
-                            *(left for i, left in enumerate(rows) if i not in kept_parts), papers])
-        sightings = pl.concat([schema.conform(kept(previous["sightings"]), schema.SIGHTINGS), sightings])
+        # (read here, lazily: at a million listings the previous papers are a gigabyte, and the
+        # memory the grouping let go of serves them)
+        papers, kept_parts, kept_papers = _unchanged_in_place(papers, previous["papers"], replaced)
+        papers = pl.concat([kept_papers, papers])
+        kept_sightings = previous["sightings"].lazy().filter(~pl.col("paper_id").is_in(replaced))
+        sightings = pl.concat([schema.conform(kept_sightings.collect(engine="streaming"), schema.SIGHTINGS), sightings])
         merges = pl.concat([previous_merges.filter(~pl.col("listing_id").is_in(merges["listing_id"].implode())),
                             merges])
     # `known` is in record_id order already: the joins keep it, so the state needs no sorted copy.

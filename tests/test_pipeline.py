@@ -237,6 +237,22 @@ def test_a_resolve_writes_again_only_the_parts_of_papers_it_changed(data_dir, ca
     (added,) = set(second) - set(first)
     assert pl.read_parquet(dd.tables / added)["title"].to_list() == ["Another New Paper"]
 
+    # another paper under a stored paper's title: resolution makes that paper again, as it was,
+    # and its part stays as it is
+    near = pl.read_parquet(dd.tables / list(first)[0]).filter(pl.col("abstract").is_not_null()).row(0, named=True)
+    (captures_copy / "near.txt").write_text(block_page([
+        {"title": near["title"], "abstract": "Widgets, gadgets and gizmos, counted by hand in three countries.",
+         "author_count": 2, "published_on": dt.date(2026, 6, 1), "upvotes": 2}], dt.date(2026, 6, 2)), encoding="utf-8")
+    materialize(data_dir, captures_copy)
+    merges = pl.read_parquet(dd.tables / "merges.parquet")
+    assert "title_key" not in merges.filter(pl.col("paper_id") == near["paper_id"])["rule"].to_list()
+    now = files()
+    assert {name: now[name] for name in second} == second
+    (other,) = set(now) - set(second)
+    assert pl.read_parquet(dd.tables / other).select("title", "abstract").rows() == [
+        (near["title"], "Widgets, gadgets and gizmos, counted by hand in three countries.")]
+    second, added = now, [added, other]
+
     # a stored paper listed again, with more upvotes: the part that holds it is written again
     middle = list(first)[len(first) // 2]
     known = pl.read_parquet(dd.tables / middle).filter(pl.col("abstract").is_not_null()).row(0, named=True)
@@ -248,9 +264,10 @@ def test_a_resolve_writes_again_only_the_parts_of_papers_it_changed(data_dir, ca
     assert middle not in third
     assert {name: third[name] for name in second if name != middle} == {n: b for n, b in second.items() if n != middle}
     table = store.read_table(dd, "papers")
-    assert table.height == papers.height + 1
+    assert table.height == papers.height + 2
     assert table.filter(pl.col("paper_id") == known["paper_id"])["upvotes"].to_list() == [1234]
-    assert sorted(table["paper_id"]) == sorted([*papers["paper_id"], *pl.read_parquet(dd.tables / added)["paper_id"]])
+    assert sorted(table["paper_id"]) == sorted([*papers["paper_id"], *pl.read_parquet(
+        [dd.tables / name for name in added])["paper_id"]])
     materialize(data_dir, captures_copy, full_refresh=True)
     assert store.read_table(dd, "papers").sort("paper_id").equals(table.sort("paper_id"))
 
