@@ -297,7 +297,10 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
                                                       aliases, previous, earlier, abstracts)
         with _discarded_on_error(staged):
             faults.point("resolve:staged")
-            report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs)
+            # The rows of the parts kept were audited by this suite when they were written.
+            kept_rows = sum(papers_parts[i]["rows"] for i in resolution.kept_parts)
+            added = resolution.papers.slice(kept_rows) if kept_rows and _audited_as_is(audit, "papers") else None
+            report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs, added=added)
         committed = not report.blocking_failures
         if not committed:
             _discard(staged)
@@ -307,7 +310,7 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
             # The parts of papers that hold none of the papers made again stay as they are; the
             # rest are written as new parts (at a million listings, writing them all took 2 s).
             kept = [papers_parts[i] for i in resolution.kept_parts]
-            appended = {"papers": resolution.papers.slice(sum(part["rows"] for part in kept))}
+            appended = {"papers": resolution.papers.slice(kept_rows)}
             if signed is None:
                 out["records"] = staged
             else:

@@ -231,7 +231,12 @@ def test_a_resolve_writes_again_only_the_parts_of_papers_it_changed(data_dir, ca
     first, papers = files(), store.read_table(dd, "papers")
     assert len(first) >= 4
     new_paper(captures_copy, "Another New Paper")  # reaches no paper stored
+    audits, run = [], validate.Validator.run
+    monkeypatch.setattr(validate.Validator, "run", lambda self, frame, added=None: audits.append(
+        (frame.height, None if added is None else added["title"].to_list())) or run(self, frame, added))
     materialize(data_dir, captures_copy)
+    # the papers' audit: the rules over the table read every paper, those judged by row the new one
+    assert (papers.height + 1, ["Another New Paper"]) in audits
     second = files()
     assert {name: second[name] for name in first} == first
     (added,) = set(second) - set(first)

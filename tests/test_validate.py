@@ -135,3 +135,21 @@ def test_row_level_rules_are_handed_the_rows_a_slice_at_a_time_and_miss_none(tab
     rules = [validate.rule_name(e["type"], e["kwargs"]) for e in SUITES["listings"]["expectations"]
              if e["meta"]["on_failure"] == validate.QUARANTINE]
     assert [o.rule for o in report.outcomes] == rules
+
+
+def test_rules_judged_by_row_read_only_the_rows_added_and_the_others_every_row(tables):
+    """Rows a passed audit judged are not judged again by the rules that judge each row alone; a
+    rule over the table (unique ids) still reads every row."""
+    papers = tables["papers"]
+    before = papers.head(papers.height - 2)
+    before = before.with_columns(title=pl.when(pl.col("paper_id") == before["paper_id"][0]).then(None)
+                                 .otherwise("title"))
+    added = papers.tail(2).with_columns(paper_id=pl.Series([before["paper_id"][1], papers["paper_id"][-1]]),
+                                        upvotes=pl.Series([1, -1], dtype=pl.Int32))
+    frame = pl.concat([before, added])
+    failed = {o.rule: sorted(o.bad_ids) for o in validate.validate(frame, "papers", "paper_id", added=added).failed}
+    assert "expect_column_values_to_not_be_null(title)" not in failed
+    assert failed["expect_column_values_to_be_between(upvotes)"] == [papers["paper_id"][-1]]
+    assert failed["expect_column_values_to_be_unique(paper_id)"] == [before["paper_id"][1]] * 2
+    everything = {o.rule for o in validate.validate(frame, "papers", "paper_id").failed}
+    assert "expect_column_values_to_not_be_null(title)" in everything

@@ -146,10 +146,10 @@ def test_the_row_rules_check_batches_of_listings_while_the_workers_parse(tmp_pat
             events.append(("chunk", listings.height))
             yield listings, rejects
 
-    def logged_run(self, frame):
-        if all(row_level for _, row_level, _ in self.groups):  # (not the table-level rules)
+    def logged_run(self, frame, added=None):
+        if all(row_level for _, row_level, _, _ in self.groups):  # (not the table-level rules)
             events.append(("check", frame.height))
-        return run(self, frame)
+        return run(self, frame, added)
 
     monkeypatch.setattr(parse, "parse_chunks", logged_chunks)
     monkeypatch.setattr(validate.Validator, "run", logged_run)
