@@ -297,7 +297,8 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
                                                       aliases, previous, earlier, abstracts)
         with _discarded_on_error(staged):
             faults.point("resolve:staged")
-            # The rows of the parts kept were audited by this suite when they were written.
+            # The rows of the parts kept passed this suite, as it is now, when they were written
+            # (a changed suite judges every row again).
             kept_rows = sum(papers_parts[i]["rows"] for i in resolution.kept_parts)
             added = resolution.papers.slice(kept_rows) if kept_rows and _audited_as_is(audit, "papers") else None
             report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs, added=added)
