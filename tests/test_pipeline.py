@@ -277,6 +277,26 @@ def test_a_resolve_writes_again_only_the_parts_of_papers_it_changed(data_dir, ca
     assert store.read_table(dd, "papers").sort("paper_id").equals(table.sort("paper_id"))
 
 
+def test_a_data_directory_from_before_papers_were_parts_keeps_its_papers_file_as_the_first_part(
+        first_run, data_dir, captures_copy):
+    dd = DataDir.resolve(data_dir)
+    papers = store.read_table(dd, "papers")
+    ledger = json.loads((dd.tables / store.LEDGER).read_text())
+    shutil.rmtree(dd.tables / "papers")  # the table as one file, as the ledger knew it then
+    papers.write_parquet(dd.table("papers"))
+    old = dd.table("papers").read_bytes()
+    ledger["papers"] = {"rows": papers.height, "audit": ledger["papers"]["audit"],
+                        "sha256": hashlib.sha256(old).hexdigest()}
+    (dd.tables / store.LEDGER).write_text(json.dumps(ledger))
+    new_paper(captures_copy, "Another New Paper")
+    materialize(data_dir, captures_copy)
+    assert not dd.table("papers").exists()
+    assert (dd.tables / "papers" / "000000.parquet").read_bytes() == old
+    assert store.read_table(dd, "papers").height == papers.height + 1
+    with store.connect_catalog(dd) as con:
+        assert con.execute("SELECT count(*) FROM papers").fetchone()[0] == papers.height + 1
+
+
 def test_a_data_directory_from_before_records_were_kept_apart_keeps_its_ids(first_run, data_dir, captures_copy):
     # The layout before: keys and signatures in `resolver_state`, no `records` table.
     tables = data_dir / "tables"
