@@ -89,7 +89,9 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
     """Parse the captures not parsed yet (all of them with `full_refresh`), quarantine the new rows
     that break a row-level rule, check the table-level rules on the listings as they would be, and
     commit the new listings, rejects and parse records together (as new parts of those tables), or
-    nothing. Only the columns the table-level rules read are read back from the listings. With
+    nothing. Only the columns the table-level rules read are read back from the listings (when
+    their last audit passed by the suite as it is now, only those of the rules over the whole
+    table: the rules that judge each row alone judged those rows when they were written). With
     nothing to parse, listings that their last audit passed by the suite as it is now are only
     checked to be the files committed (the suite changed: its table-level rules run again)."""
     with store.exclusive(data_dir, "parse"):
@@ -105,14 +107,20 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
                           captures.height, 0, 0, 0, report, False)
         validate.prefetch()  # (on a day, 2.5 s of the stage's 5.5 s, while the listings are read)
         table_columns = validate.columns_read("listings", "listing_id", only=validate.BLOCK)
-        known = (schema.empty({c: schema.LISTINGS[c] for c in table_columns}) if full_refresh
-                 else store.read_table(data_dir, "listings", columns=table_columns))
+        # The listings committed passed this suite's table-level rules that judge each row alone
+        # when they were written: of them, only what the rules over the whole table read is read.
+        judged = not full_refresh and _audited_as_is(audit, "listings")
+        read = (validate.columns_read("listings", "listing_id", only=validate.BLOCK, whole_table_only=True)
+                if judged else table_columns)
+        known = (schema.empty({c: schema.LISTINGS[c] for c in read}) if full_refresh
+                 else store.read_table(data_dir, "listings", columns=read))
         new_listings, staged, new_rejects, quarantined, outcomes = _parse_checked(
             todo, data_dir, list(dict.fromkeys([*table_columns, "capture_id"])))
         with _discarded_on_error(staged):
             faults.point("parse:staged")
-            table = validate.validate(pl.concat([known, new_listings.select(table_columns)]), "listings",
-                                      "listing_id", data_dir.validation_docs, only=validate.BLOCK)
+            added = new_listings.select(table_columns)
+            table = validate.validate(pl.concat([known, added.select(read)]), "listings", "listing_id",
+                                      data_dir.validation_docs, only=validate.BLOCK, added=added if judged else None)
         report = validate.Report("listings", outcomes + table.outcomes, table.docs_index)
         new_rejects = pl.concat([new_rejects, quarantined])
         committed = not report.blocking_failures and (todo.height > 0 or full_refresh or not recorded)

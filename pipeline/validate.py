@@ -152,9 +152,14 @@ def _suite(name: str, suites_dir: Path | None, only: str | None) -> dict:
                                      if (e.get("meta") or {}).get("on_failure", BLOCK) == only]}
 
 
-def columns_read(suite_name: str, id_column: str, only: str | None = None, suites_dir: Path | None = None) -> list[str]:
-    """The columns a suite's expectations (those of policy `only`, if given) read, with the id."""
-    return _columns(_suite(suite_name, suites_dir, only), id_column)
+def columns_read(suite_name: str, id_column: str, only: str | None = None, suites_dir: Path | None = None,
+                 whole_table_only: bool = False) -> list[str]:
+    """The columns a suite's expectations (those of policy `only`, if given; with `whole_table_only`,
+    of those not `judged_by_row`) read, with the id."""
+    spec = _suite(suite_name, suites_dir, only)
+    if whole_table_only:
+        spec = {**spec, "expectations": [e for e in spec["expectations"] if not judged_by_row(e)]}
+    return _columns(spec, id_column)
 
 
 def _columns(spec: dict, id_column: str) -> list[str]:

@@ -115,8 +115,11 @@ def test_a_resolve_matches_only_the_listings_added_since(first_run, data_dir, ca
     monkeypatch.undo()
     added = store.parts(DataDir.resolve(data_dir), "listings")[len(earlier):]
     assert len(added) == 1 and added[0]["rows"] == 2
-    # parse reads the listings' id and time columns; resolve scans the earlier parts apart from the
-    # new one: it matches the new listings and reads only the earlier rows of the papers they reach
+    # parse reads the listings' ids only (the rules over the whole table: unique ids, the row
+    # count; those that judge each row alone read the new rows); resolve scans the earlier parts
+    # apart from the new one: it matches the new listings and reads only the earlier rows of the
+    # papers they reach
+    assert ("listings", ["listing_id"], None) in reads
     assert [(c, o) for n, c, o in reads if n == "listings" and c != validate_columns()] == [
         ("scanned", earlier), ("scanned", added)]
     papers = pl.read_parquet(data_dir / "tables" / "papers" / "*.parquet")
@@ -189,7 +192,8 @@ def watch_reads(monkeypatch) -> list[tuple]:
 
 
 def validate_columns():
-    return validate.columns_read("listings", "listing_id", only=validate.BLOCK)
+    """What a parse reads of the listings committed: the columns of the rules over the whole table."""
+    return validate.columns_read("listings", "listing_id", only=validate.BLOCK, whole_table_only=True)
 
 
 def tables(data_dir):
@@ -233,14 +237,16 @@ def test_a_resolve_writes_again_only_the_parts_of_papers_it_changed(data_dir, ca
     new_paper(captures_copy, "Another New Paper")  # reaches no paper stored
     audits, run = [], validate.Validator.run
     monkeypatch.setattr(validate.Validator, "run", lambda self, frame, added=None: audits.append(
-        (frame.height, None if added is None else added["title"].to_list())) or run(self, frame, added))
+        (self.spec["name"], frame.height, None if added is None else added[self.id_column].to_list()))
+        or run(self, frame, added))
     materialize(data_dir, captures_copy)
-    # the papers' audit: the rules over the table read every paper, those judged by row the new one
-    assert (papers.height + 1, ["Another New Paper"]) in audits
     second = files()
     assert {name: second[name] for name in first} == first
     (added,) = set(second) - set(first)
-    assert pl.read_parquet(dd.tables / added)["title"].to_list() == ["Another New Paper"]
+    new = pl.read_parquet(dd.tables / added)
+    assert new["title"].to_list() == ["Another New Paper"]
+    # the papers' audit: the rules over the table read every paper, those judged by row the new one
+    assert ("papers", papers.height + 1, new["paper_id"].to_list()) in audits
 
     # another paper under a stored paper's title: resolution makes that paper again, as it was,
     # and its part stays as it is

@@ -1,5 +1,6 @@
-"""Tables that grow by parts (`store.PARTED`): a commit writes only the rows it adds, the ledger
-vouches for every part, and the catalog, the readers and a crash see the table whole."""
+"""Tables stored by parts (`store.PARTED`): a commit writes only the rows it adds and keeps the
+parts it names, the ledger vouches for every part, and the catalog, the readers and a crash see the
+table whole."""
 
 import hashlib
 import json
