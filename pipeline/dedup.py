@@ -378,8 +378,9 @@ def resolve(listings: pl.DataFrame | pl.LazyFrame, state: pl.DataFrame | None = 
     release, for naming only (a resolution without `state` groups every record from scratch);
     `previous`: the previous resolution's `papers` and `sightings`, whose rows are kept for every
     paper the new listings do not reach (only those are aggregated again; they come after the kept
-    rows), as frames or lazily (then only the kept rows are read, once the grouping is done); the
-    papers may be a list of parts, those that keep every row coming first (`kept_parts`);
+    rows), as frames or lazily (then read once the grouping is done: of the sightings, only the
+    kept rows); the papers may be a list of parts, those that keep every row coming first
+    (`kept_parts`), and a paper made again exactly as it was keeps its row where it is;
     `earlier`: the listings the previous resolution was made from, when `listings` are only those
     added since (then `state`, `merges` and `previous` are required): lazily, since only the
     rows of the papers the new listings reach are collected.

@@ -51,7 +51,7 @@ LEDGER = "ledger.json"
 PARTED = ("listings", "rejects", "parsed", "records", "papers")  # folders of parts
 MAX_PARTS = 32  # a commit that would leave more parts writes the table whole again
 # Of in-memory data a part written whole holds, about: a resolve writes again only the parts that
-# hold papers it changed (at a million listings, the papers are 0.9 GB in memory: 8 parts).
+# hold papers it changed (at a million listings, the papers are 0.9 GB in memory: 7 parts).
 PART_BYTES = 128 * 2**20
 REBUILD = "rebuild the tables from the raw store with `papers run --full-refresh`"
 
