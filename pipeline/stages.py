@@ -305,11 +305,13 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
                                                       aliases, previous, earlier, abstracts)
         with _discarded_on_error(staged):
             faults.point("resolve:staged")
-            # The rows of the parts kept passed this suite, as it is now, when they were written
-            # (a changed suite judges every row again).
-            kept_rows = sum(papers_parts[i]["rows"] for i in resolution.kept_parts)
-            added = resolution.papers.slice(kept_rows) if kept_rows and _audited_as_is(audit, "papers") else None
-            report = validate.validate(resolution.papers, "papers", "paper_id", data_dir.validation_docs, added=added)
+            # The rows of the parts kept passed this suite, as it is now, when they were written (a
+            # changed suite judges every row again): of them, only what the rules over the whole
+            # table read is read.
+            judged = bool(resolution.kept_parts) and _audited_as_is(audit, "papers")
+            read = validate.columns_read("papers", "paper_id", whole_table_only=True) if judged else list(schema.PAPERS)
+            report = validate.validate(resolution.papers.lazy().select(read).collect(), "papers", "paper_id",
+                                       data_dir.validation_docs, added=resolution.written if judged else None)
         committed = not report.blocking_failures
         if not committed:
             _discard(staged)
@@ -319,14 +321,17 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
             # The parts of papers that hold none of the papers made again stay as they are; the
             # rest are written as new parts (at a million listings, writing them all took 2 s).
             kept = [papers_parts[i] for i in resolution.kept_parts]
-            appended = {"papers": resolution.papers.slice(kept_rows)}
+            appended = {"papers": resolution.written}
             if signed is None:
                 out["records"] = staged
             else:
                 appended["records"] = staged
             store.write_tables(data_dir, out, label="resolve", appended=appended, kept={"papers": kept},
                                audit=_audit(report, listings=[part["sha256"] for part in parts]))
-        return Resolved(resolution.papers, resolution.sightings, resolution.merges, resolution.aliases,
+        # (once committed, the papers as stored: a commit may move a kept part's file, as it moves
+        # a papers file from before parts into the folder)
+        papers = store.scan_table(data_dir, "papers") if committed else resolution.papers
+        return Resolved(papers, resolution.sightings, resolution.merges, resolution.aliases,
                         sum(part["rows"] for part in parts), report, committed)
 
 

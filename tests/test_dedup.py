@@ -161,6 +161,46 @@ def test_incremental_resolution_equals_resolving_everything(tmp_path):
     assert again.papers.equals(resolve(reparsed).papers)
 
 
+def test_previous_papers_in_parts_are_read_whole_only_where_a_new_listing_reaches_them(tmp_path):
+    """The resolve stage hands the previous papers as scans of their parts: a part that holds no
+    paper the new listings reach is read for its ids only and stays a scan in the papers returned;
+    the papers are those the frames in memory give."""
+    import random
+
+    r = random.Random(5)
+    vocab = sorted(set((LONG + " " + OTHER).replace(".", "").replace(",", "").split()))
+    abstracts = [" ".join(r.choices(vocab, k=40)) for _ in range(24)]
+    rows = [listing(i, f"Paper number {i} on widgets", abstract=abstracts[i]) for i in range(20)]
+    step = resolve(rows)
+    assert step.papers.height == 20
+    for i in range(4):
+        step.papers.slice(5 * i, 5).write_parquet(tmp_path / f"{i}.parquet")
+    reached = paper_of(step, 7)
+    holder = step.papers["paper_id"].to_list().index(reached) // 5
+    read_whole = []
+
+    def part(i):  # a scan that notes each time its abstracts are read
+        return pl.scan_parquet(tmp_path / f"{i}.parquet").with_columns(pl.col("abstract").map_batches(
+            lambda s: read_whole.append(i) or s, return_dtype=pl.String))
+
+    # two new papers, and paper 7 listed again with more upvotes
+    more = [listing(20 + k, f"A new paper {k} on gadgets", (2026, 2, 1), abstract=abstracts[20 + k]) for k in range(2)]
+    more.append(listing(30, "Paper number 7 on widgets", (2026, 2, 2), abstract=abstracts[7], upvotes=9))
+    state = {"state": step.state, "merges": step.merges, "aliases": step.aliases}
+    held = resolve(rows + more, **state, previous={"papers": step.papers, "sightings": step.sightings})
+    parted = resolve(rows + more, **state, previous={"papers": [part(i) for i in range(4)], "sightings": step.sightings})
+    assert read_whole == [holder]
+    assert parted.kept_parts == [i for i in range(4) if i != holder]
+    assert isinstance(parted.papers, pl.LazyFrame)
+    papers = parted.papers.collect()
+    assert papers.sort("paper_id").equals(held.papers.sort("paper_id"))
+    assert papers.filter(pl.col("paper_id") == reached)["upvotes"].to_list() == [9]
+    # the rows after the kept parts': the reached part's other papers, then the papers made again
+    assert parted.written.equals(papers.slice(15))
+    assert sorted(parted.written["paper_id"]) == sorted(
+        [*step.papers.slice(5 * holder, 5)["paper_id"], paper_of(parted, 20), paper_of(parted, 21)])
+
+
 def test_the_documented_thresholds_are_the_ones_used():
     doc = dedup.__doc__
     assert f"at least {dedup.TITLE_JACCARD}" in doc and f"at least {dedup.NEAR_JACCARD}," in doc

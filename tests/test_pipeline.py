@@ -237,16 +237,17 @@ def test_a_resolve_writes_again_only_the_parts_of_papers_it_changed(data_dir, ca
     new_paper(captures_copy, "Another New Paper")  # reaches no paper stored
     audits, run = [], validate.Validator.run
     monkeypatch.setattr(validate.Validator, "run", lambda self, frame, added=None: audits.append(
-        (self.spec["name"], frame.height, None if added is None else added[self.id_column].to_list()))
-        or run(self, frame, added))
+        (self.spec["name"], frame.height, None if added is None else added[self.id_column].to_list(),
+         set(frame.columns))) or run(self, frame, added))
     materialize(data_dir, captures_copy)
     second = files()
     assert {name: second[name] for name in first} == first
     (added,) = set(second) - set(first)
     new = pl.read_parquet(dd.tables / added)
     assert new["title"].to_list() == ["Another New Paper"]
-    # the papers' audit: the rules over the table read every paper, those judged by row the new one
-    assert ("papers", papers.height + 1, new["paper_id"].to_list()) in audits
+    # the papers' audit: the rules over the table (unique paper_id and arxiv_id, the row count) read
+    # those columns of every paper, those judged by row the new one
+    assert ("papers", papers.height + 1, new["paper_id"].to_list(), {"paper_id", "arxiv_id"}) in audits
 
     # another paper under a stored paper's title: resolution makes that paper again, as it was,
     # and its part stays as it is
