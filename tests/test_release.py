@@ -192,3 +192,28 @@ def test_a_version_of_another_schema_version_is_encoded_again(monkeypatch):
         release.prepare(grown, schema.empty(schema.CAPTURES), release.Tables({**manifest, "schema_version": version},
                         first.files.get), [first.version], "", day)
         assert sorted(encoded) == expected  # the changes (one paper added), the last shard, and the first if encoded
+
+
+def test_a_shard_is_written_a_row_group_at_a_time_in_the_bytes_one_write_of_it_gives(monkeypatch):
+    """A shard is handed to Arrow a row group at a time (to hold one row group's copy, not the
+    shard's), and its file is the one a single write of the whole shard gives, so that a version
+    encoded either way publishes the same bytes."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(release, "ROW_GROUP_ROWS", 40)
+    rows = [{**paper(f"p{i:03d}", f"Title {i} " + "word " * (i % 7), i if i % 3 else None), "n_sightings": i % 4 + 1,
+             "authors": [f"A{j}" for j in range(i % 3)], "first_seen_at": dt.datetime(2026, 1, 1 + i % 28, tzinfo=dt.timezone.utc)}
+            for i in range(100)]
+    frame = schema.conform(rows, schema.PAPERS)
+    data = release.parquet_bytes(frame)
+    whole = frame.to_arrow()
+    whole = whole.replace_schema_metadata({schema.VERSION_KEY.encode(): str(schema.SCHEMA_VERSION).encode()})
+    expected = io.BytesIO()
+    pq.write_table(whole, expected, compression="zstd", write_statistics=True, row_group_size=40,
+                   use_content_defined_chunking=True)
+    assert data == expected.getvalue()
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [40, 40, 20]
+    assert pl.read_parquet(io.BytesIO(data)).equals(frame)
