@@ -66,12 +66,14 @@ def key_expr(column: str, ascii_only: bool = False) -> pl.Expr:
 
 def keys(texts: pl.Series) -> pl.Series:
     """`key_expr` over a whole column, on every core (Polars' streaming engine works on slices of
-    the rows at once), the ASCII texts by the shorter rules."""
+    the rows at once), the ASCII texts by the shorter rules; in one chunk (picked by position
+    afterwards: from the engine's slices, a pick copied every key it took, at a million listings
+    2.0 s and 0.4 GB more against 0.2 s)."""
     frame = texts.rename("text").to_frame().lazy().with_row_index("i")
     plain = (pl.col("text").str.len_bytes() == pl.col("text").str.len_chars()).fill_null(False)
     parts = [frame.filter(plain).select("i", key=key_expr("text", ascii_only=True)),
              frame.filter(~plain).select("i", key=key_expr("text"))]
-    return pl.concat(parts).collect(engine="streaming").sort("i")["key"].rename(texts.name)
+    return pl.concat(parts).collect(engine="streaming").sort("i")["key"].rename(texts.name).rechunk()
 
 
 def title_key_expr(column: str = "title") -> pl.Expr:
