@@ -197,6 +197,31 @@ def test_some_parts_read_or_scanned_are_each_checked_first(tmp_path):
     assert store.scan_parts(data_dir, "rejects", [first]).collect()["position"].to_list() == [1, 2]
 
 
+def test_a_file_is_hashed_once_a_process_and_again_once_it_was_written(tmp_path, monkeypatch):
+    """A run's stages read the same files: one this process found to be what its commit wrote is
+    not hashed again while `stat` says it was not written since; one written since, even to the
+    same size and modification time, is hashed again and refused."""
+    data_dir = DataDir(tmp_path)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(1, 2)})
+    hashed, digest = [], hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda fh, name: hashed.append(fh.name) or digest(fh, name))
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2]
+    (part,) = store.parts(data_dir, "rejects")
+    path = data_dir.tables / part["file"]
+    assert hashed == [str(path)]
+    store.check(data_dir, "rejects")
+    assert store.read_table(data_dir, "rejects")["position"].to_list() == [1, 2]
+    assert hashed == [str(path)]
+    data, before = bytearray(path.read_bytes()), path.stat()
+    data[len(data) // 3] ^= 0xFF  # one byte inside the file (its footer, the schema, still reads)
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    with pytest.raises(store.StoreError, match=r"rejects/000001.parquet is not the file its commit wrote"):
+        store.check(data_dir, "rejects")
+    assert hashed == [str(path)] * 2
+
+
 KILLED_COMMIT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
