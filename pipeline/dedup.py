@@ -555,10 +555,10 @@ def _latest(column: str, order: pl.Expr) -> pl.Expr:
     return pl.col(column).filter(present).get(order.filter(present).arg_max())
 
 
-def _unchanged_in_place(made: pl.DataFrame, previous: list | pl.DataFrame | pl.LazyFrame,
+def _unchanged_in_place(made: pl.DataFrame, parts: list[pl.DataFrame | pl.LazyFrame],
                         replaced: pl.Series) -> tuple[pl.DataFrame, list[int], pl.DataFrame]:
-    """The papers `made` again that changed (or are new); which parts of the `previous` papers (a
-    frame, or a list of parts) hold none of those; and the rows of the other parts but those. A
+    """The papers `made` again that changed (or are new); which `parts` of the previous papers hold
+    none of those; and the rows of the other parts but those. A
     paper made again exactly as it was keeps its row where it is, so that a part whose papers a new
     listing only came near is kept as it is. `replaced`: the ids of the papers made again and of
     those they replace, imploded.
@@ -566,7 +566,6 @@ def _unchanged_in_place(made: pl.DataFrame, previous: list | pl.DataFrame | pl.L
     Parts are read one at a time, and only those that hold a paper of `replaced` are read whole
     (the others, for their ids only): at a million listings, the day's resolve peaked at 3.0-3.1
     GB holding every part at once, at 2.2 GB reading them so."""
-    parts = previous if isinstance(previous, list) else [previous]
     compared = [c for c in schema.PAPERS if c != "paper_id"]
     changed, kept, rest = [], [], [schema.empty(schema.PAPERS)]
     for i, part in enumerate(parts):
@@ -673,11 +672,12 @@ def _finish(wide: pl.LazyFrame, keyed: pl.DataFrame, known: pl.DataFrame, assign
         replaced = pl.concat([listings["paper_id"], assigned.join(listings.select("record_id").unique(),
                                                                    on="record_id")["paper_id"]]).drop_nulls().implode()
         # (read here, once the grouping has let go of its memory, and a part at a time)
-        papers, kept_parts, rest = _unchanged_in_place(papers, previous["papers"], replaced)
+        given = previous["papers"]
+        parts = given if isinstance(given, list) else [given]
+        papers, kept_parts, rest = _unchanged_in_place(papers, parts, replaced)
         written = pl.concat([rest, papers])
-        parts = previous["papers"] if isinstance(previous["papers"], list) else [previous["papers"]]
         kept_papers = [schema.conform(parts[i].lazy(), schema.PAPERS) for i in kept_parts]
-        papers = (pl.concat([*kept_papers, written.lazy()]) if isinstance(previous["papers"], list)
+        papers = (pl.concat([*kept_papers, written.lazy()]) if isinstance(given, list)
                   else pl.concat([*(part.collect() for part in kept_papers), written]))
         kept_sightings = previous["sightings"].lazy().filter(~pl.col("paper_id").is_in(replaced))
         sightings = pl.concat([schema.conform(kept_sightings.collect(engine="streaming"), schema.SIGHTINGS), sightings])

@@ -110,8 +110,7 @@ def parse_new(data_dir: DataDir, full_refresh: bool = False) -> Parsed:
         # The listings committed passed this suite's table-level rules that judge each row alone
         # when they were written: of them, only what the rules over the whole table read is read.
         judged = not full_refresh and _audited_as_is(audit, "listings")
-        read = (validate.columns_read("listings", "listing_id", only=validate.BLOCK, whole_table_only=True)
-                if judged else table_columns)
+        read = validate.columns_read("listings", "listing_id", only=validate.BLOCK, whole_table_only=judged)
         known = (schema.empty({c: schema.LISTINGS[c] for c in read}) if full_refresh
                  else store.read_table(data_dir, "listings", columns=read))
         new_listings, staged, new_rejects, quarantined, outcomes = _parse_checked(
@@ -309,7 +308,7 @@ def resolve(data_dir: DataDir, target: publish.Target, full_refresh: bool = Fals
             # changed suite judges every row again): of them, only what the rules over the whole
             # table read is read.
             judged = bool(resolution.kept_parts) and _audited_as_is(audit, "papers")
-            read = validate.columns_read("papers", "paper_id", whole_table_only=True) if judged else list(schema.PAPERS)
+            read = validate.columns_read("papers", "paper_id", whole_table_only=judged)
             report = validate.validate(resolution.papers.lazy().select(read).collect(), "papers", "paper_id",
                                        data_dir.validation_docs, added=resolution.written if judged else None)
         committed = not report.blocking_failures
