@@ -135,8 +135,7 @@ def parquet_bytes(frame: pl.DataFrame) -> bytes:
     with pq.ParquetWriter(buffer, arrow_schema, compression="zstd", write_statistics=True,
                           use_content_defined_chunking=True) as writer:
         for start in range(0, frame.height, ROW_GROUP_ROWS):
-            rows = frame.slice(start, ROW_GROUP_ROWS).to_arrow().replace_schema_metadata(arrow_schema.metadata)
-            writer.write_table(rows, row_group_size=ROW_GROUP_ROWS)
+            writer.write_table(frame.slice(start, ROW_GROUP_ROWS).to_arrow(), row_group_size=ROW_GROUP_ROWS)
     return buffer.getvalue()
 
 
