@@ -20,7 +20,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import dedup, faults, parse, publish, release, schema, store, validate
+from pipeline import dedup, faults, parse, publish, release, schema, store, validate, workers
 from pipeline.paths import DataDir
 from pipeline.sources.folder import folder_entries, import_folder, skipped_files
 
@@ -160,12 +160,12 @@ def _parse_checked(captures: pl.DataFrame, data_dir: DataDir, columns: list[str]
         runs.append(validator.run(rows))
         passed, failed = validate.quarantine(rows, validate.Report("listings", runs[-1]))
         stage(passed)
-        narrow.append(passed.select(columns))
-        quarantined.append(failed)
+        narrow.append(workers.copied(passed.select(columns)))
+        quarantined.append(workers.copied(failed))
 
     with _staged_beside(data_dir, "listings") as (stage, staged):
         for listings, bad in parse.parse_chunks(captures, data_dir.root):
-            rejects.append(bad)
+            rejects.append(workers.copied(bad))
             if listings.height:
                 batch.append(listings)
             if sum(frame.height for frame in batch) >= validate.ROW_BATCH:

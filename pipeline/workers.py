@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import polars as pl
+import pyarrow as pa
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -81,11 +82,23 @@ def _spool(result, spool: Path):
     return _Frame(Path(name))
 
 
+def copied(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` in memory of its own. A frame `map_chunks` hands back is mapped from a file whose
+    pages stay as long as any of its columns does (a selection of them too): what is kept after
+    the chunk is done with is copied out of it (at a million listings, the parse keeps a narrow
+    frame of every listing; kept mapped, it held all 2 GB of the frames' pages to the end)."""
+    return pl.read_ipc(frame.write_ipc(None).getvalue())
+
+
 def _unspooled(result):
     if isinstance(result, tuple):
         return tuple(_unspooled(part) for part in result)
     if not isinstance(result, _Frame):
         return result
-    frame = pl.read_ipc(result.path)  # (read into memory, not mapped: the file goes at once)
+    # Mapped, not read: the frame's columns are the page cache's pages, not a copy of them (the
+    # parse's 2 GB of frames at a million listings: 0.1 s against 2.0 s, most of it the faults
+    # of fresh memory). The file's name goes at once; its pages when the last of its columns does.
+    with pa.memory_map(str(result.path)) as source:
+        frame = pl.from_arrow(pa.ipc.open_file(source).read_all())
     result.path.unlink()
     return frame

@@ -1,9 +1,11 @@
 """Work spread over worker processes gives what the same work gives in one: in order, nothing lost."""
 
 import datetime as dt
+import gc
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -69,6 +71,29 @@ def test_frames_come_back_from_the_workers_whole_and_in_order(spread, tmp_path, 
     assert [first["i"].to_list() for _, first, _ in out] == [[i] for i in range(0, 20, 3)]
     assert [n for _, _, n in out] == [3] * 6 + [2]
     assert list(tmp_path.iterdir()) == []
+
+
+def mapped_spool_files() -> set[str]:
+    """The spooled files this process maps (each removed from its folder as it was read)."""
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return {line.split(maxsplit=5)[-1] for line in lines if "/papers-workers-" in line}
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the process's mappings from /proc")
+def test_a_frame_from_a_worker_is_mapped_from_its_file_and_a_copy_holds_none_of_it(spread, tmp_path, monkeypatch):
+    """Read without a copy (its pages are the page cache's); what is kept of it is copied, so that
+    its file's pages go when the frame does."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = list(workers.map_chunks(tagged, list(range(20))))
+    assert list(tmp_path.iterdir()) == []  # (every name removed, the pages mapped still)
+    assert len(mapped_spool_files()) == 2 * len(out)  # each chunk's two frames, a file each
+    kept = [workers.copied(frame.select("i", "text")) for frame, _, _ in out]
+    del out
+    gc.collect()
+    assert mapped_spool_files() == set()
+    whole = pl.concat(kept)
+    assert whole["i"].to_list() == list(range(20))
+    assert whole["text"].to_list() == [None if i % 6 == 0 else "Fréchet ∂ " * i for i in range(20)]
 
 
 def slow_pids(chunk):
