@@ -172,7 +172,8 @@ def validate(frame: pl.DataFrame, suite_name: str, id_column: str, docs_dir: Pat
     With `only` (QUARANTINE or BLOCK), only the expectations of that policy run: the row-level rules
     on the rows a commit adds, the table-level ones on the table as the commit would leave it. With
     `added` (the rows of `frame` that were not there when the suite, as it is now, last passed on
-    it), the rules that judge each row alone (`judged_by_row`) run on those rows only."""
+    it), the rules that judge each row alone (`judged_by_row`) run on those rows only, and those
+    that judge the rows sharing a value (`judged_by_value`) on the rows that share one with them."""
     validator = Validator(suite_name, id_column, suites_dir, only)
     outcomes = validator.run(frame, added)
     return Report(suite_name, outcomes, validator.docs(docs_dir) if docs_dir is not None else None)
@@ -192,6 +193,20 @@ def judged_by_row(expectation: dict) -> bool:
     """Whether a rule judges each row alone: then rows it passed before need not be judged again.
     Not so for a rule with `mostly` (the share of passing rows is the table's)."""
     return expectation["type"] in ROW_BY_ROW and expectation["kwargs"].get("mostly", 1) == 1
+
+
+def judged_by_value(expectation: dict) -> bool:
+    """Whether a rule judges the rows that share a value of one column (unique values): rows
+    added to rows it passed can break it only with a value one of them has, so it need read only
+    the rows with the added rows' values (the same outcome: the same rows break it). Not so with
+    `mostly`."""
+    return expectation["type"] == "expect_column_values_to_be_unique" and expectation["kwargs"].get("mostly", 1) == 1
+
+
+def _judged(expectation: dict) -> str | None:
+    """Which rows of a table with rows added a rule needs: "row" (the added ones), "value" (those
+    sharing a value with one of them) or None (every row)."""
+    return "row" if judged_by_row(expectation) else "value" if judged_by_value(expectation) else None
 
 
 class Validator:
@@ -218,29 +233,36 @@ class Validator:
         groups: dict[tuple[tuple[str, ...], bool, bool], list[dict]] = {}
         for expectation in self.spec["expectations"]:
             row_level = (expectation.get("meta") or {}).get("on_failure", BLOCK) == QUARANTINE
-            key = (tuple(columns_of(expectation["kwargs"])), row_level, judged_by_row(expectation))
+            key = (tuple(columns_of(expectation["kwargs"])), row_level, _judged(expectation))
             groups.setdefault(key, []).append(expectation)
         # One batch definition serves every group: each run is handed its own frame (and every
         # asset added would write the context's whole configuration out again).
         batch = (self.context.data_sources.add_pandas("frames").add_dataframe_asset(suite_name)
                  .add_batch_definition_whole_dataframe("whole"))
         self.groups = []  # (columns handed over, row-level, judged by row, validation definition)
-        for (columns, row_level, by_row), expectations in groups.items():
+        for (columns, row_level, judged), expectations in groups.items():
             name = (f"{self.spec['name']}: {', '.join(columns) or 'table'}{' (rows)' if row_level else ''}"
-                    f"{' (each row)' if by_row and not row_level else ''}")
+                    f"{' (each row)' if judged == 'row' and not row_level else ''}"
+                    f"{' (by value)' if judged == 'value' else ''}")
             suite = self.context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations,
                                                                 meta=self.spec.get("meta", {})))
             definition = self.context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch,
                                                                                          suite=suite))
-            self.groups.append((list(dict.fromkeys([id_column, *columns])), row_level, by_row, definition))
+            self.groups.append((list(dict.fromkeys([id_column, *columns])), row_level, judged, definition))
 
     def run(self, frame: pl.DataFrame, added: pl.DataFrame | None = None) -> list[Outcome]:
-        """Each rule's outcome on `frame`, in the suite's order; with `added`, the rules judged by
-        row run on those rows of it only (at a million listings, a day's papers audit read 5,000
-        papers for them instead of 505,000)."""
+        """Each rule's outcome on `frame`, in the suite's order; with `added` (rows of `frame`), the
+        rules judged by row run on those rows of it only (at a million listings, a day's papers
+        audit read 5,000 papers for them instead of 505,000), and those judged by value on the rows
+        that share a value with one of them (a day's unique listing ids: 0.75 s of GX over a million
+        ids)."""
         found: dict[str, list[Outcome]] = {}  # expectation id -> its outcome on each slice
-        for needed, row_level, by_row, definition in self.groups:
-            rows = added if by_row and added is not None else frame
+        for needed, row_level, judged, definition in self.groups:
+            rows = frame
+            if added is not None and judged == "row":
+                rows = added
+            elif added is not None and judged == "value":  # (the rule's one column, last of `needed`)
+                rows = frame.filter(pl.col(needed[-1]).is_in(added[needed[-1]].drop_nulls().implode()))
             # A row-level rule judges each row alone: it is handed the rows a slice at a time, so
             # that the pandas copy of a long text column stays small (at a million listings, the
             # row-level rules' copy took 2 GB more memory at once, 0.9 GB in slices, in the same

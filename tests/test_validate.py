@@ -153,3 +153,30 @@ def test_rules_judged_by_row_read_only_the_rows_added_and_the_others_every_row(t
     assert failed["expect_column_values_to_be_unique(paper_id)"] == [before["paper_id"][1]] * 2
     everything = {o.rule for o in validate.validate(frame, "papers", "paper_id").failed}
     assert "expect_column_values_to_not_be_null(title)" in everything
+
+
+def test_unique_values_read_only_the_rows_sharing_a_value_with_those_added(tables, monkeypatch):
+    """Rows added to rows that passed can break a unique rule only with their own values: it reads
+    the rows with those values, and finds the rows that break it in the whole table."""
+    papers = tables["papers"]
+    before = papers.head(papers.height - 3)
+    before = before.with_columns(arxiv_id=pl.Series([f"2601.{i:05d}" for i in range(before.height)]))
+    ids, arxiv = before["paper_id"], before["arxiv_id"]
+    added = papers.tail(3).with_columns(paper_id=pl.Series([ids[1], "pfffffffffffffff1", "pfffffffffffffff2"]),
+                                        arxiv_id=pl.Series([None, arxiv[0], "2601.99999"]))
+    frame = pl.concat([before, added])
+    handed = []
+    for_gx = validate._for_gx
+    monkeypatch.setattr(validate, "_for_gx", lambda rows, needed: handed.append((sorted(needed), rows.height))
+                        or for_gx(rows, needed))
+    report = validate.validate(frame, "papers", "paper_id", added=added)
+    failed = {o.rule: (o.unexpected_count, sorted(o.bad_ids)) for o in report.failed}
+    assert failed == {"expect_column_values_to_be_unique(paper_id)": (2, [ids[1], ids[1]]),
+                      "expect_column_values_to_be_unique(arxiv_id)": (
+                          2, sorted([ids[0], "pfffffffffffffff1"]))}
+    # the added rows and, of the others, the one with an added id; the one with an added arXiv id
+    assert (["paper_id"], 4) in handed and (["arxiv_id", "paper_id"], 3) in handed
+    assert not [rows for needed, rows in handed if rows == frame.height and needed != ["paper_id"]]
+    monkeypatch.setattr(validate, "_for_gx", for_gx)
+    whole = validate.validate(frame, "papers", "paper_id")
+    assert failed == {o.rule: (o.unexpected_count, sorted(o.bad_ids)) for o in whole.failed}
