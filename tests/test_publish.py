@@ -161,6 +161,29 @@ def test_the_work_tree_follows_main_and_one_left_behind_is_put_right(tmp_path):
     assert not (tmp_path / "releases" / f"data/aliases/{SHARD}").exists()
 
 
+def test_a_file_the_checkout_wrote_is_read_unhashed_until_written_again(tmp_path, monkeypatch):
+    """Reading the version checked out takes a file of the work tree as its blob without hashing it
+    while `stat` says nothing wrote it since the checkout; written again, even to its size and
+    modification time, it is hashed, found not to be the blob, and the blob is read instead."""
+    from dulwich.objects import Blob
+
+    target = publish.LocalGitTarget(tmp_path / "releases")
+    first = release_once(target, V1)
+    name = f"data/papers/{SHARD}"
+    committed = json.loads(target.read("manifest.json", first.version))["files"][name]["sha256"]
+    hashed = []
+    from_string = Blob.from_string
+    monkeypatch.setattr(Blob, "from_string", staticmethod(lambda data: hashed.append(len(data)) or from_string(data)))
+    assert hashlib.sha256(target.read(name, first.version)).hexdigest() == committed
+    assert hashed == []
+    path = target.path / name
+    before = path.stat()
+    path.write_bytes(b"x" * before.st_size)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert hashlib.sha256(target.read(name, first.version)).hexdigest() == committed
+    assert hashed == [before.st_size]
+
+
 def test_hub_publishing_without_a_token_says_so(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
