@@ -230,7 +230,7 @@ class Validator:
         # null): handed every column, it would copy the abstracts once per rule. Each group of
         # rules that read the same columns gets a frame of those columns only, converted when its
         # turn comes.
-        groups: dict[tuple[tuple[str, ...], bool, bool], list[dict]] = {}
+        groups: dict[tuple[tuple[str, ...], bool, str | None], list[dict]] = {}
         for expectation in self.spec["expectations"]:
             row_level = (expectation.get("meta") or {}).get("on_failure", BLOCK) == QUARANTINE
             key = (tuple(columns_of(expectation["kwargs"])), row_level, _judged(expectation))
@@ -239,7 +239,7 @@ class Validator:
         # asset added would write the context's whole configuration out again).
         batch = (self.context.data_sources.add_pandas("frames").add_dataframe_asset(suite_name)
                  .add_batch_definition_whole_dataframe("whole"))
-        self.groups = []  # (columns handed over, row-level, judged by row, validation definition)
+        self.groups = []  # (columns handed over, row-level, rows judged (`_judged`), validation definition)
         for (columns, row_level, judged), expectations in groups.items():
             name = (f"{self.spec['name']}: {', '.join(columns) or 'table'}{' (rows)' if row_level else ''}"
                     f"{' (each row)' if judged == 'row' and not row_level else ''}"
