@@ -567,10 +567,9 @@ def _latest(column: str, order: pl.Expr) -> pl.Expr:
 def _unchanged_in_place(made: pl.DataFrame, parts: list[pl.DataFrame | pl.LazyFrame],
                         replaced: pl.Series) -> tuple[pl.DataFrame, list[int], pl.DataFrame]:
     """The papers `made` again that changed (or are new); which `parts` of the previous papers hold
-    none of those; and the rows of the other parts but those. A
-    paper made again exactly as it was keeps its row where it is, so that a part whose papers a new
-    listing only came near is kept as it is. `replaced`: the ids of the papers made again and of
-    those they replace, imploded.
+    none of those; and the rows of the other parts but those. A paper made again exactly as it was
+    keeps its row where it is, so that a part whose papers a new listing only came near is kept as
+    it is. `replaced`: the ids of the papers made again and of those they replace, imploded.
 
     Parts are read one at a time, and only those that hold a paper of `replaced` are read whole
     (the others, for their ids only): at a million listings, the day's resolve peaked at 3.0-3.1

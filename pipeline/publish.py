@@ -220,10 +220,16 @@ class LocalGitTarget:
         if not path.is_file():
             return None
         data = path.read_bytes()
+        return data if self._as_written(name, sha, index) or Blob.from_string(data).id == sha else None
+
+    def _as_written(self, name: str, sha: bytes, index: dict) -> bool:
+        """Whether the work tree's file `name` is, by its `stat`, the blob `sha` as the checkout
+        recorded in `index` that it wrote it (no read, no hash)."""
         entry = index.get(name.encode())
-        if entry is not None and entry.sha == sha and _recorded(entry, path.lstat()):
-            return data
-        return data if Blob.from_string(data).id == sha else None
+        try:
+            return entry is not None and entry.sha == sha and _recorded(entry, (self.path / name).lstat())
+        except OSError:
+            return False
 
     def _index(self, repo) -> dict:
         """The entries of the index the last checkout wrote (path -> entry) whose files were
@@ -311,7 +317,10 @@ class LocalGitTarget:
                 for link in [self.path / folder for folder in reversed(Path(name).parents[:-1])] + [path]:
                     if link.is_symlink():  # (a link, to a folder or a file, is replaced, never written through)
                         link.unlink()
-                if name in committed or self._copy(name, entry.sha, recorded) is None:
+                # (a file the checkout wrote as it is kept without being read)
+                kept = name not in committed and (self._as_written(name, entry.sha, recorded)
+                                                  or self._copy(name, entry.sha, recorded) is not None)
+                if not kept:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(committed[name] if name in committed else repo[entry.sha].data)
                 index[entry.path] = index_entry_from_stat(path.stat(), entry.sha)
