@@ -390,6 +390,7 @@ def write_tables(data_dir: DataDir, frames: dict[str, Rows], audit: dict | None 
                 parts.append({"file": f"{name}/{number:06d}.parquet", "rows": piece.height})
         entries[name] = {"rows": sum(part["rows"] for part in parts), "audit": audit, "parts": parts}
     commit(data_dir, files, label, ledger=entries, renames=renames, removes=removes)
+    _record_verified(data_dir)
     return {name: location(data_dir, name) for name in entries}
 
 
@@ -420,7 +421,7 @@ def read_table(data_dir: DataDir, name: str, columns: list[str] | None = None,
         return _read(path, name, wanted) if path.exists() else schema.empty(wanted)
     files = [(data_dir.tables / part["file"], name, part["sha256"])
              for part in (_parts(data_dir, name, entry) if only is None else only)]
-    frames = [_read_checked(file[0], present, wanted) for file, present in zip(files, _checked_all(files))]
+    frames = [_read_checked(file[0], present, wanted) for file, present in zip(files, _checked_all(data_dir, files))]
     return pl.concat(frames) if frames else schema.empty(wanted)
 
 
@@ -429,7 +430,7 @@ def check(data_dir: DataDir, *names: str) -> None:
     that has nothing to add to tables it would otherwise have read. (The files are hashed on every
     core: hashlib works outside the GIL.)"""
     ledger = read_ledger(data_dir)
-    _checked_all([(data_dir.tables / part["file"], name, part["sha256"])
+    _checked_all(data_dir, [(data_dir.tables / part["file"], name, part["sha256"])
                   for name in names if name in ledger for part in _parts(data_dir, name, ledger[name])])
 
 
@@ -446,7 +447,7 @@ def scan_each(data_dir: DataDir, name: str, only: list[dict]) -> list[pl.LazyFra
     files = [(data_dir.tables / part["file"], name, part["sha256"]) for part in only]
     return [pl.scan_parquet(file[0]).select(
         [pl.col(c) if c in present else pl.lit(None, t).alias(c) for c, t in schema.TABLES[name].items()])
-        for file, present in zip(files, _checked_all(files))]
+        for file, present in zip(files, _checked_all(data_dir, files))]
 
 
 def scan_table(data_dir: DataDir, name: str) -> pl.LazyFrame:
@@ -470,18 +471,21 @@ def _read_checked(path: Path, present: dict, wanted: dict) -> pl.DataFrame:
     return schema.upgrade(frame, wanted, str(path))
 
 
-def _checked_all(files: list[tuple[Path, str, str | None]]) -> list[dict]:
+def _checked_all(data_dir: DataDir, files: list[tuple[Path, str, str | None]]) -> list[dict]:
     """`_checked` of each file (path, table, sha256), on every core when there are several (hashlib
-    works outside the GIL)."""
+    works outside the GIL). A file that this process or an earlier one found to be what its commit
+    wrote (`VERIFIED`) is not hashed again while `stat` says it was not written since."""
+    since = _recalled(data_dir, [path for path, _, sha256 in files if sha256 is not None])
     if len(files) < 2:
-        return [_checked(*file) for file in files]
+        return [_checked(*file, since) for file in files]
     with ThreadPoolExecutor(min(len(files), workers.cores())) as pool:
-        return list(pool.map(lambda file: _checked(*file), files))
+        return list(pool.map(lambda file: _checked(*file, since), files))
 
 
-def _checked(path: Path, name: str, sha256: str | None) -> dict:
+def _checked(path: Path, name: str, sha256: str | None, since: int | None = None) -> dict:
     """The columns of a committed file, once it is known to be the file its commit wrote (when its
-    sha256 is given) and readable in the current schema; a `StoreError` saying what to do if not."""
+    sha256 is given) and readable in the current schema; a `StoreError` saying what to do if not.
+    `since`: the file system's time before the file is hashed (`_file_system_now`), if known."""
     if not path.exists():
         raise StoreError(f"{path} is missing, though it was committed: restore it from a backup, or {REBUILD}")
     try:
@@ -494,7 +498,7 @@ def _checked(path: Path, name: str, sha256: str | None) -> dict:
             if hashlib.file_digest(fh, "sha256").hexdigest() != sha256:
                 raise StoreError(f"{path} is not the file its commit wrote (changed outside the pipeline): "
                                  f"restore it from a backup, or {REBUILD}")
-        _VERIFIED[path] = (stat, sha256)
+        _VERIFIED[path] = (stat, sha256, since)
     try:
         schema.upgrade(pl.DataFrame(schema=present), schema.TABLES[name], str(path))  # every column, not only those read
     except schema.SchemaError as err:
@@ -502,20 +506,101 @@ def _checked(path: Path, name: str, sha256: str | None) -> dict:
     return present
 
 
-# Files this process hashed and found to be what their commit wrote, with what `stat` said of them
-# then: a run's stages read the same files (at a million listings, a day's run hashed 1 GB of them
-# twice). A file written since (its inode, size, modification or change time differ) is hashed again.
-_VERIFIED: dict[Path, tuple[tuple[int, ...], str]] = {}
+# Files found to be what their commit wrote, with what `stat` said of them then, and the file
+# system's time before they were hashed (None: not hashed by this process): a run's stages read the
+# same files (at a million listings, a day's run hashed 1 GB of them twice). A file written since
+# (its inode, size, modification or change time differ) is hashed again.
+_VERIFIED: dict[Path, tuple[tuple[int, ...], str, int | None]] = {}
+# The files of `_VERIFIED` kept for the processes after this one, in the tables folder: each day's
+# run read (and hashed) every part of the listings and the records again, 1.6 GB at a million
+# listings. As git's index does for a work tree: a file is taken as verified while its `stat` is
+# the one recorded, and recorded only if it was last written before its hashing began (by the file
+# system's clock), so that no write after the hashing can leave its `stat` as it was.
+VERIFIED = "verified.json"
 
 
 def _stat_key(stat: os.stat_result) -> tuple[int, ...]:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
 
 
+def _read_verified(data_dir: DataDir) -> dict[str, list]:
+    """The record (file relative to the tables folder -> its `stat` key then and sha256); a
+    missing or unreadable record is an empty one (the files are hashed again)."""
+    try:
+        record = json.loads((data_dir.tables / VERIFIED).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _recalled(data_dir: DataDir, paths: list[Path]) -> int | None:
+    """Take into `_VERIFIED` the files of `paths` the record vouches for as they are now; the file
+    system's time now if any is left to hash, else None."""
+    record, left = None, False
+    for path in paths:
+        try:
+            key = _stat_key(path.stat())
+        except OSError:
+            continue  # (`_checked` says it is missing)
+        known = _VERIFIED.get(path)
+        if known is not None and known[0] == key:
+            continue
+        record = _read_verified(data_dir) if record is None else record
+        entry = record.get(path.relative_to(data_dir.tables).as_posix())
+        if isinstance(entry, list) and len(entry) == 6 and tuple(entry[:5]) == key:
+            _VERIFIED[path] = (key, entry[5], None)
+        else:
+            left = True
+    return _file_system_now(data_dir.tables) if left else None
+
+
+def _record_verified(data_dir: DataDir) -> None:
+    """Add to the record the files of the tables folder this process hashed whose last write (change
+    time) came before their hashing began, and drop the entries of files gone or written since.
+    Written by a commit only: a run that commits nothing (nothing new, a dry run) writes nothing. A
+    record that cannot be written is left as it was: it only spares hashing."""
+    new = {}
+    for path, (key, sha256, since) in list(_VERIFIED.items()):
+        if since is not None and key[4] < since and path.is_relative_to(data_dir.tables):
+            new[path.relative_to(data_dir.tables).as_posix()] = [*key, sha256]
+    record = _read_verified(data_dir)
+    if all(record.get(name) == entry for name, entry in new.items()):
+        return
+    record.update(new)
+    kept = {}
+    for name, entry in record.items():
+        try:
+            if isinstance(entry, list) and tuple(entry[:5]) == _stat_key((data_dir.tables / name).stat()):
+                kept[name] = entry
+        except OSError:
+            pass
+    temporary = data_dir.tables / f".{VERIFIED}.{uuid.uuid4().hex}.tmp"
+    try:
+        temporary.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
+        os.replace(temporary, data_dir.tables / VERIFIED)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
+def _file_system_now(folder: Path) -> int | None:
+    """The time the file system gives a file written now (its clock, at its granularity), in ns,
+    read from a file made and removed at once; None if nothing can be written in `folder`. A file
+    written after this cannot be older."""
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=".now-", suffix=".tmp")
+    except OSError:
+        return None
+    try:
+        return os.fstat(fd).st_ctime_ns
+    finally:
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
+
+
 def _verified_before(path: Path, sha256: str) -> bool:
     known = _VERIFIED.get(path)
     try:
-        return known is not None and known == (_stat_key(path.stat()), sha256)
+        return known is not None and known[:2] == (_stat_key(path.stat()), sha256)
     except OSError:
         return False
 

@@ -222,6 +222,82 @@ def test_a_file_is_hashed_once_a_process_and_again_once_it_was_written(tmp_path,
     assert hashed == [str(path)] * 2
 
 
+
+# A run in a process of its own: it reads the rejects and commits a table of its own; the rows it read
+# and how many files it hashed, or why it refused.
+READ_REJECTS = textwrap.dedent("""
+    import hashlib, sys
+    from pathlib import Path
+    sys.path.insert(0, {root!r})
+    from pipeline import schema, store
+    from pipeline.paths import DataDir
+    data_dir = DataDir(Path({data!r}))
+    hashed, digest = [], hashlib.file_digest
+    hashlib.file_digest = lambda fh, name: hashed.append(fh.name) or digest(fh, name)
+    try:
+        rows = store.read_table(data_dir, "rejects").height
+    except store.StoreError as err:
+        print("refused:", err)
+    else:
+        print(rows, len(hashed))
+        store.write_tables(data_dir, {{"aliases": schema.empty(schema.ALIASES)}})
+""")
+
+
+def test_a_file_verified_by_an_earlier_process_is_not_hashed_again_until_written(tmp_path):
+    """Each run is a process of its own and reads the parts earlier runs read: the record of
+    verified files (`store.VERIFIED`, written by a commit) vouches for a file an earlier process
+    hashed while its `stat` is the one recorded. One written since, even to the same size and
+    modification time, is hashed again and refused; an unreadable record only means hashing again."""
+    data_dir = DataDir(tmp_path)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(1, 2, 3)})
+    (part,) = store.parts(data_dir, "rejects")
+    path = data_dir.tables / part["file"]
+    # (a file is recorded only if written before its hashing began, by the file system's clock)
+    deadline = time.monotonic() + 10
+    while store._file_system_now(data_dir.tables) <= path.stat().st_ctime_ns and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    def read() -> list[str]:
+        script = READ_REJECTS.format(root=str(ROOT), data=str(tmp_path))
+        return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+
+    assert read() == ["3", "1"]  # hashed: nothing recorded yet
+    info = path.stat()
+    record = json.loads((data_dir.tables / store.VERIFIED).read_text())
+    assert record[part["file"]] == [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns,
+                                    part["sha256"]]
+    assert read() == ["3", "0"]  # vouched for
+    (data_dir.tables / store.VERIFIED).write_text("{not json")
+    assert read() == ["3", "1"]
+    assert read() == ["3", "0"]
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # one byte inside the file (its footer, the schema, still reads)
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert path.stat().st_size == info.st_size and path.stat().st_mtime_ns == info.st_mtime_ns
+    assert read()[:2] == ["refused:", str(path)]
+
+
+def test_a_file_written_as_late_as_its_hashing_began_is_not_recorded(tmp_path, monkeypatch):
+    """A file written in the same tick of the file system's clock as its hashing began could be
+    written again within that tick, its `stat` the same: it is not recorded (the next process hashes
+    it); one written a tick earlier is."""
+    data_dir = DataDir(tmp_path)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(1)})
+    (part,) = store.parts(data_dir, "rejects")
+    written = (data_dir.tables / part["file"]).stat().st_ctime_ns
+    aliases = schema.empty(schema.ALIASES)
+    monkeypatch.setattr(store, "_file_system_now", lambda folder: written)
+    assert store.read_table(data_dir, "rejects").height == 1
+    store.write_tables(data_dir, {"aliases": aliases})
+    assert not (data_dir.tables / store.VERIFIED).exists()
+    monkeypatch.setattr(store, "_VERIFIED", {})  # (as a process of its own)
+    monkeypatch.setattr(store, "_file_system_now", lambda folder: written + 1)
+    assert store.read_table(data_dir, "rejects").height == 1
+    store.write_tables(data_dir, {"aliases": aliases})
+    assert part["file"] in json.loads((data_dir.tables / store.VERIFIED).read_text())
+
 KILLED_COMMIT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
