@@ -222,7 +222,6 @@ def test_a_file_is_hashed_once_a_process_and_again_once_it_was_written(tmp_path,
     assert hashed == [str(path)] * 2
 
 
-
 # A run in a process of its own: it reads the rejects and commits a table of its own; the rows it read
 # and how many files it hashed, or why it refused.
 READ_REJECTS = textwrap.dedent("""
@@ -297,6 +296,7 @@ def test_a_file_written_as_late_as_its_hashing_began_is_not_recorded(tmp_path, m
     assert store.read_table(data_dir, "rejects").height == 1
     store.write_tables(data_dir, {"aliases": aliases})
     assert part["file"] in json.loads((data_dir.tables / store.VERIFIED).read_text())
+
 
 KILLED_COMMIT = textwrap.dedent("""
     import sys
