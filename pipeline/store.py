@@ -559,27 +559,28 @@ def _record_verified(data_dir: DataDir) -> None:
     time) came before their hashing began, and drop the entries of files gone or written since.
     Written by a commit only: a run that commits nothing (nothing new, a dry run) writes nothing. A
     record that cannot be written is left as it was: it only spares hashing."""
-    new = {}
-    for path, (key, sha256, since) in list(_VERIFIED.items()):
-        if since is not None and key[4] < since and path.is_relative_to(data_dir.tables):
-            new[path.relative_to(data_dir.tables).as_posix()] = [*key, sha256]
+    new = {path.relative_to(data_dir.tables).as_posix(): [*key, sha256]
+           for path, (key, sha256, since) in list(_VERIFIED.items())
+           if since is not None and key[4] < since and path.is_relative_to(data_dir.tables) and _as_stated(path, key)}
     record = _read_verified(data_dir)
     if all(record.get(name) == entry for name, entry in new.items()):
         return
-    record.update(new)
-    kept = {}
-    for name, entry in record.items():
-        try:
-            if isinstance(entry, list) and tuple(entry[:5]) == _stat_key((data_dir.tables / name).stat()):
-                kept[name] = entry
-        except OSError:
-            pass
+    kept = {name: entry for name, entry in {**record, **new}.items()
+            if isinstance(entry, list) and len(entry) == 6 and _as_stated(data_dir.tables / name, tuple(entry[:5]))}
     temporary = data_dir.tables / f".{VERIFIED}.{uuid.uuid4().hex}.tmp"
     try:
         temporary.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
         os.replace(temporary, data_dir.tables / VERIFIED)
     except OSError:
         temporary.unlink(missing_ok=True)
+
+
+def _as_stated(path: Path, key: tuple) -> bool:
+    """Whether `stat` says of the file what `key` says (False for a file gone)."""
+    try:
+        return _stat_key(path.stat()) == key
+    except OSError:
+        return False
 
 
 def _file_system_now(folder: Path) -> int | None:
@@ -599,10 +600,7 @@ def _file_system_now(folder: Path) -> int | None:
 
 def _verified_before(path: Path, sha256: str) -> bool:
     known = _VERIFIED.get(path)
-    try:
-        return known is not None and known[:2] == (_stat_key(path.stat()), sha256)
-    except OSError:
-        return False
+    return known is not None and known[1] == sha256 and _as_stated(path, known[0])
 
 
 def _damaged(path: Path, err: Exception) -> StoreError:
