@@ -512,7 +512,7 @@ def _checked(path: Path, name: str, sha256: str | None, since: int | None = None
 # (its inode, size, modification or change time differ) is hashed again.
 _VERIFIED: dict[Path, tuple[tuple[int, ...], str, int | None]] = {}
 # The files of `_VERIFIED` kept for the processes after this one, in the tables folder: each day's
-# run read (and hashed) every part of the listings and the records again, 1.6 GB at a million
+# run read (and hashed) every part of the listings and the records again, 1.7 GB at a million
 # listings. As git's index does for a work tree: a file is taken as verified while its `stat` is
 # the one recorded, and recorded only if it was last written before its hashing began (by the file
 # system's clock), so that no write after the hashing can leave its `stat` as it was.
