@@ -67,6 +67,31 @@ def test_parse_prints_listings_as_json_lines(tmp_path):
     assert not (tmp_path / "unused").exists()  # parse writes nothing
 
 
+def test_exit_runs_the_exit_handlers_but_not_the_teardown(tmp_path):
+    """A command ends as Python ends a program, short of the interpreter's teardown (its
+    collections went through every object the command had made, about 1 s of every command): the
+    exit handlers run and the output is whole, the status is the command's, and what only the
+    teardown would do (an object of the main module finalized) is not done."""
+    handled, torn_down = tmp_path / "exit handlers ran", tmp_path / "torn down"
+    # (an exit handler registered as the modules the command imports register theirs: after the
+    # console script's own)
+    probe = ("import atexit, pathlib\n"
+             "from assets.cli import entry\n"
+             "class Marker:\n"
+             f"    def __del__(self, touch=pathlib.Path({str(torn_down)!r}).touch): touch()\n"
+             "marker = Marker()\n"
+             f"atexit.register(pathlib.Path({str(handled)!r}).touch)\n"
+             "entry()\n")
+    command = [sys.executable, "-c", probe, "parse", str(SAMPLE_FILES[0]), str(tmp_path / "missing.txt")]
+    env = {**os.environ, "PAPERS_DATA_DIR": str(tmp_path / "unused")}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 2 and "no such file" in done.stderr  # the command's status
+    usual = subprocess.run([sys.executable, "-c", "import sys; from assets.cli import main; sys.exit(main())",
+                            *command[3:]], capture_output=True, text=True, timeout=300, env=env)
+    assert done.stdout == usual.stdout and usual.stdout.count("\n") > 10  # the output whole
+    assert handled.exists() and not torn_down.exists()
+
+
 def test_scrape_then_run_against_a_local_hub(data_dir, tmp_path):
     import datetime as dt
 
