@@ -558,10 +558,16 @@ def _record_verified(data_dir: DataDir) -> None:
     """Add to the record the files of the tables folder this process hashed whose last write (change
     time) came before their hashing began, and drop the entries of files gone or written since.
     Written by a commit only: a run that commits nothing (nothing new, a dry run) writes nothing. A
-    record that cannot be written is left as it was: it only spares hashing."""
-    new = {path.relative_to(data_dir.tables).as_posix(): [*key, sha256]
-           for path, (key, sha256, since) in list(_VERIFIED.items())
-           if since is not None and key[4] < since and path.is_relative_to(data_dir.tables) and _as_stated(path, key)}
+    record that cannot be written is left as it was: it only spares hashing. The files this process
+    hashed that are gone or written since leave `_VERIFIED` too (it would hash them again anyway):
+    a process that lives long, as `dagster dev` does, would otherwise keep every part ever replaced
+    and stat them all at each commit."""
+    new = {}
+    for path, (key, sha256, since) in list(_VERIFIED.items()):
+        if not _as_stated(path, key):
+            del _VERIFIED[path]
+        elif since is not None and key[4] < since and path.is_relative_to(data_dir.tables):
+            new[path.relative_to(data_dir.tables).as_posix()] = [*key, sha256]
     record = _read_verified(data_dir)
     if all(record.get(name) == entry for name, entry in new.items()):
         return

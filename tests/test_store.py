@@ -298,6 +298,26 @@ def test_a_file_written_as_late_as_its_hashing_began_is_not_recorded(tmp_path, m
     assert part["file"] in json.loads((data_dir.tables / store.VERIFIED).read_text())
 
 
+def test_a_commit_forgets_the_files_verified_that_are_gone_or_written_since(tmp_path, monkeypatch):
+    """A process that lives long (`dagster dev`) verifies part after part, and commits replace
+    them: a commit drops from what the process holds verified the files gone or written since, and
+    keeps the others."""
+    monkeypatch.setattr(store, "_VERIFIED", {})
+    monkeypatch.setattr(store, "MAX_PARTS", 2)
+    data_dir = DataDir(tmp_path)
+    for position in (1, 2):
+        store.write_tables(data_dir, {}, appended={"rejects": rejects(position)})
+    first = [data_dir.tables / part["file"] for part in store.parts(data_dir, "rejects")]
+    assert store.read_table(data_dir, "rejects").height == 2
+    assert set(first) <= set(store._VERIFIED)
+    store.write_tables(data_dir, {}, appended={"rejects": rejects(3)})  # past the most parts: one part
+    (folded,) = [data_dir.tables / part["file"] for part in store.parts(data_dir, "rejects")]
+    assert not any(path.exists() for path in first if path != folded)
+    assert store.read_table(data_dir, "rejects").height == 3
+    store.write_tables(data_dir, {"aliases": schema.empty(schema.ALIASES)})
+    assert folded in store._VERIFIED and not set(store._VERIFIED) & (set(first) - {folded})
+
+
 KILLED_COMMIT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {root!r})
