@@ -12,7 +12,6 @@
 
 import atexit
 
-# Registered before anything else is imported, so that it runs after every other exit handler.
 _EXIT_STATUS: list[int] = []  # set by `entry`, the console script
 
 
@@ -38,6 +37,8 @@ def _leave() -> None:
     os._exit(status)
 
 
+# Registered before the other imports, so that it runs after every other exit handler (they run
+# last registered first).
 atexit.register(_leave)
 
 import argparse

@@ -571,8 +571,9 @@ def _record_verified(data_dir: DataDir) -> None:
     record = _read_verified(data_dir)
     if all(record.get(name) == entry for name, entry in new.items()):
         return
-    kept = {name: entry for name, entry in {**record, **new}.items()
-            if isinstance(entry, list) and len(entry) == 6 and _as_stated(data_dir.tables / name, tuple(entry[:5]))}
+    kept = {name: entry for name, entry in record.items() if name not in new  # (`new` is as stated: just seen)
+            and isinstance(entry, list) and len(entry) == 6 and _as_stated(data_dir.tables / name, tuple(entry[:5]))}
+    kept.update(new)
     temporary = data_dir.tables / f".{VERIFIED}.{uuid.uuid4().hex}.tmp"
     try:
         temporary.write_text(json.dumps(kept, indent=1, sort_keys=True) + "\n")
